@@ -5,6 +5,5 @@ from .dsrb_head import DSRBHead
 from .hst_head import HSTHead
 from .ssgrl_head import SSGRLHead
 
-__all__ = ['HSTHead', 'SSGRLHead', 'BasePartialLabelHead', 'PartialLabelClsHead', 'SigRLHead',
-    'DSRBHead'
-]
+__all__ = ['HSTHead', 'SSGRLHead',
+           'BasePartialLabelHead', 'PartialLabelClsHead', 'SigRLHead', 'DSRBHead']

@@ -12,7 +12,8 @@ from .intra_semantic_transfer import IntraSemanticTransfer
 from .cross_semantic_transfer import CrossSemanticTransfer
 from .kmeans import kmeans
 
-__all__ = ['IntraSemanticTransfer', 'CrossSemanticTransfer', 'kmeans', 
+__all__ = [
+    'IntraSemanticTransfer', 'CrossSemanticTransfer', 'kmeans',
     'CLIPClassEmbedding', 'LearnableClassEmbedding', 'NpyClassEmbedding',
     'ElementWiseLinear', 'GatedGNN', 'SemanticDecoupling', 'SemanticTrunk',
     'GMC', 'GATv2Layer', 'SVFR', 'chunked_attention',
