@@ -12,17 +12,24 @@ from mlrpl_mm.models.losses.partial_bce_loss import partial_bce_with_logits
 # ----------------------------------------------------------------------------
 # literal formulation, written directly from dsrb.md with Python loops
 # ----------------------------------------------------------------------------
-def literal_quadrant(e_map: torch.Tensor, H: int, W: int) -> int:
-    """e_map (N,) of one (image, class): quadrant of the energy peak."""
+def literal_quadrant(e_map: torch.Tensor, H: int, W: int,
+                     split: str = 'floor') -> int:
+    """e_map (N,) of one (image, class): quadrant of the energy peak.
+
+    ``'floor'``: the reference's ``halfSize = H // 2``; ``'exact'``: H / 2.
+    """
     g = e_map.detach().view(H, W).tolist()
     row_max = [max(r) for r in g]
     col_max = [max(g[h][w] for h in range(H)) for w in range(W)]
     h_star = row_max.index(max(row_max))
     w_star = col_max.index(max(col_max))
+    if split == 'floor':
+        return 2 * int(h_star >= H // 2) + int(w_star >= W // 2)
     return 2 * int(h_star >= H / 2) + int(w_star >= W / 2)
 
 
-def literal_dsrb(x, attn, target, proto_map, alpha, beta, choices, H, W):
+def literal_dsrb(x, attn, target, proto_map, alpha, beta, choices, H, W,
+                 split='floor'):
     """Literal IPRB + PPRB on F (B, N, C, D) = alpha_{n,c} x_{b,n}.
 
     Args:
@@ -53,7 +60,7 @@ def literal_dsrb(x, attn, target, proto_map, alpha, beta, choices, H, W):
                       for r in yi])
     # PPRB
     energy = Fm.sum(-1)  # (B, N, C)
-    quad = torch.tensor([[literal_quadrant(energy[b, :, c], H, W)
+    quad = torch.tensor([[literal_quadrant(energy[b, :, c], H, W, split)
                           for c in range(C)] for b in range(B)])
     Fp_rows, yp = [], [[target[b, c] for c in range(C)] for b in range(B)]
     for b in range(B):
@@ -95,15 +102,17 @@ def _downstream(f, head_w):
     return (torch.tanh(f) * head_w).sum(-1) + 0.1 * f.pow(2).sum(-1)
 
 
-@pytest.mark.parametrize('top_k,hw', [(1, (3, 4)), (2, (3, 4)), (1, (7, 7)),
-                                      (3, (2, 5))])
-def test_pooled_equals_literal_forward_and_grad(top_k, hw):
+@pytest.mark.parametrize('top_k,hw,split', [
+    (1, (3, 4), 'floor'), (2, (3, 4), 'floor'), (1, (7, 7), 'floor'),
+    (3, (2, 5), 'floor'), (1, (7, 7), 'exact')])
+def test_pooled_equals_literal_forward_and_grad(top_k, hw, split):
     H, W = hw
     B, C, D = 5, 6, 4
     x, logits, target, proto_map, head_w = _inputs(B, C, D, H, W, seed=top_k)
     iprb = MODELS.build(dict(type='IPRB', init_alpha=0.3)).double()
     pprb = MODELS.build(dict(type='PPRB', num_classes=C, in_channels=D,
-                             init_beta=0.7, top_k=top_k)).double()
+                             init_beta=0.7, top_k=top_k,
+                             quadrant_split=split)).double()
     pprb.set_prototypes(proto_map.sum(2), torch.ones(C, dtype=torch.bool), 5)
     choices = pprb.sample_choices(target, torch.Generator().manual_seed(123))
 
@@ -124,7 +133,7 @@ def test_pooled_equals_literal_forward_and_grad(top_k, hw):
     beta_l = pprb.beta.detach().clone().requires_grad_()
     attn_l = torch.softmax(logits, 1)
     f_l, fi_l, yi_l, fp_l, yp_l, quad_l, energy_l = literal_dsrb(
-        x, attn_l, target, proto_map, alpha_l, beta_l, choices, H, W)
+        x, attn_l, target, proto_map, alpha_l, beta_l, choices, H, W, split)
     loss_l = (partial_bce_with_logits(_downstream(f_l, head_w), target)
               + partial_bce_with_logits(_downstream(fi_l, head_w), yi_l)
               + partial_bce_with_logits(_downstream(fp_l, head_w), yp_l))
@@ -175,24 +184,40 @@ def test_pooled_equals_literal_float32_tolerance():
 # ----------------------------------------------------------------------------
 # quadrants, draws, clamping, errors
 # ----------------------------------------------------------------------------
-@pytest.mark.parametrize('H,W', [(7, 7), (4, 6), (1, 3)])
-def test_energy_quadrants_match_literal(H, W):
+@pytest.mark.parametrize('split', ['floor', 'exact'])
+@pytest.mark.parametrize('H,W', [(7, 7), (4, 6), (1, 3), (5, 2)])
+def test_energy_quadrants_match_literal(H, W, split):
     g = torch.Generator().manual_seed(H * 10 + W)
     e = torch.rand(3, H * W, 5, generator=g)
-    q = energy_quadrants(e, (H, W))
+    q = energy_quadrants(e, (H, W), split)
     for b in range(3):
         for c in range(5):
-            assert int(q[b, c]) == literal_quadrant(e[b, :, c], H, W)
+            assert int(q[b, c]) == literal_quadrant(e[b, :, c], H, W, split)
 
 
 def test_energy_quadrants_boundaries():
-    H = W = 7  # H/2 = 3.5: rows 0..3 are the top half, 4..6 the bottom
-    e = torch.zeros(1, H * W, 4)
-    for c, (h, w) in enumerate([(3, 3), (3, 4), (4, 3), (6, 6)]):
+    H = W = 7
+    e = torch.zeros(1, H * W, 6)
+    for c, (h, w) in enumerate([(2, 2), (2, 3), (3, 2), (3, 3), (4, 4), (6, 6)]):
         e[0, h * W + w, c] = 1.0
-    assert energy_quadrants(e, (H, W)).tolist() == [[0, 1, 2, 3]]
+    # default = the reference (halfSize = 7 // 2 = 3): the middle row/column
+    # 3 is in the bottom/right half
+    assert energy_quadrants(e, (H, W)).tolist() == [[0, 1, 2, 3, 3, 3]]
+    assert PPRB(6, 2).quadrants(e, (H, W)).tolist() == [[0, 1, 2, 3, 3, 3]]
+    # 'exact' (H / 2 = 3.5): the middle row/column is in the top/left half
+    assert energy_quadrants(e, (H, W), 'exact').tolist() == [[0, 0, 0, 0, 3, 3]]
+    assert PPRB(6, 2, quadrant_split='exact').quadrants(
+        e, (H, W)).tolist() == [[0, 0, 0, 0, 3, 3]]
+    # even sides: both rules agree
+    e8 = torch.rand(2, 64, 3)
+    assert torch.equal(energy_quadrants(e8, (8, 8)),
+                       energy_quadrants(e8, (8, 8), 'exact'))
     with pytest.raises(ValueError, match='H\\*W'):
         energy_quadrants(e, (6, 6))
+    with pytest.raises(ValueError, match='split'):
+        energy_quadrants(e, (H, W), 'round')
+    with pytest.raises(ValueError, match='quadrant_split'):
+        PPRB(6, 2, quadrant_split='round')
 
 
 def test_iprb_rule_and_odd_batch():

@@ -100,9 +100,11 @@ def naive_prototypes(model, dataset, cap):
             if members[(c, q)]:
                 protos[c, q] = torch.stack(members[(c, q)]).mean(0)
                 counts[c, q] = len(members[(c, q)])
-                filled.append(protos[c, q])
+                filled += members[(c, q)]
         if filled:
             valid[c] = True
+            # the reference: kept features of the filled quadrants
+            # concatenated, then averaged
             mean = torch.stack(filled).mean(0)
             for q in range(4):
                 if not members[(c, q)]:
@@ -151,6 +153,28 @@ def test_accumulator_is_order_independent_and_fills_empty():
     expected = feat[sel][first5].mean(0)
     for q in range(4):
         torch.testing.assert_close(p[2, q], expected)
+
+
+def test_empty_quadrant_gets_count_weighted_class_mean():
+    """Reference rule: mean over all kept images of the filled quadrants
+    (not the mean of the quadrant means); the cap applies first."""
+    feat = torch.tensor([[0.0], [0.0], [0.0], [9.0], [3.0]])
+    sample = torch.tensor([0, 1, 2, 3, 4])
+    cls = torch.zeros(5, dtype=torch.long)
+    quad = torch.tensor([0, 0, 0, 2, 0])  # q0: 4 images (cap 3), q2: 1
+    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=3)
+    acc.add(sample, cls, quad, feat)
+    p, v, c = acc.result()
+    assert c.tolist() == [[3, 0, 1, 0]] and v.tolist() == [True]
+    assert p[0, 0].item() == 0.0 and p[0, 2].item() == 9.0
+    # (0 + 0 + 0 + 9) / 4 = 2.25; the mean of the quadrant means would be 4.5
+    assert p[0, 1].item() == pytest.approx(2.25)
+    assert p[0, 3].item() == pytest.approx(2.25)
+    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=None)
+    acc.add(sample, cls, quad, feat)
+    p, _, _ = acc.result()
+    assert p[0, 0].item() == pytest.approx(0.75)
+    assert p[0, 1].item() == pytest.approx(12.0 / 5)
 
 
 def test_schedule_and_resume():

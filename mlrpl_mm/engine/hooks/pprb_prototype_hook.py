@@ -8,7 +8,7 @@ from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
-from mlrpl_mm.models.layers.pprb import NUM_QUADRANTS, energy_quadrants
+from mlrpl_mm.models.layers.pprb import NUM_QUADRANTS
 from mlrpl_mm.utils import gather_by_index, sample_indices, stack_field
 
 
@@ -24,9 +24,15 @@ class QuadrantPrototypeAccumulator:
     ``max_per_group`` smallest sample indices (= the first ones in dataset
     order, the reference's first-100 rule; independent of the order in which
     rows arrive), or all of them when ``max_per_group`` is None. A (c, q)
-    without any image gets the mean of the class's filled quadrant
-    prototypes; a class without any image has no prototype (``valid`` False,
-    zeros).
+    without any image gets the class mean over its filled quadrants, i.e. the
+    mean of every kept image feature of the class (as the reference: the kept
+    features of the filled quadrants concatenated, then averaged; weighted by
+    the quadrants' counts, not the mean of the quadrant means):
+
+    .. math:: \bar P_c = \frac{\sum_q \sum_{b \in S_{c,q}} f_{bc}}
+                              {\sum_q |S_{c,q}|}.
+
+    A class without any image has no prototype (``valid`` False, zeros).
 
     Everything is vectorised (sort / ``index_add``); the kept rows of the
     capped mode are compacted every ``compact_every`` pending rows.
@@ -109,10 +115,10 @@ class QuadrantPrototypeAccumulator:
         counts = counts.view(self.C, NUM_QUADRANTS)
         filled = counts > 0
         proto = sums / counts.clamp(min=1).unsqueeze(-1)
-        n_filled = filled.sum(1)
-        class_mean = proto.sum(1) / n_filled.clamp(min=1).unsqueeze(-1)  # (C, D)
+        n_class = counts.sum(1)  # kept images of the class, all quadrants
+        class_mean = sums.sum(1) / n_class.clamp(min=1).unsqueeze(-1)  # (C, D)
         proto = torch.where(filled.unsqueeze(-1), proto, class_mean.unsqueeze(1))
-        return proto.float(), n_filled > 0, counts
+        return proto.float(), n_class > 0, counts
 
 
 def _find_pipeline(cfg) -> Optional[list]:
@@ -186,7 +192,7 @@ def compute_pprb_prototypes(model, dataloader, head_attr: str = 'head',
             samples = data['data_samples']
             target = stack_field(samples, 'partial_label', device=f.device)
             idx = sample_indices(samples, device=f.device)
-            quad = energy_quadrants(energy, hw)  # (B, C)
+            quad = head.pprb.quadrants(energy, hw)  # (B, C)
             b, c = torch.nonzero(target == 1, as_tuple=True)
             key = idx[b] * C + c
             key, q, rows = gather_by_index(key, quad[b, c], f[b, c].float())

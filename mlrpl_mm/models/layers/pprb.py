@@ -11,7 +11,12 @@ from .iprb import check_unit_interval
 NUM_QUADRANTS = 4
 
 
-def energy_quadrants(energy: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
+#: how the half of an odd side is split (see :func:`energy_quadrants`)
+QUADRANT_SPLITS = ('floor', 'exact')
+
+
+def energy_quadrants(energy: torch.Tensor, hw: Sequence[int],
+                     split: str = 'floor') -> torch.Tensor:
     r"""Quadrant of the energy peak of every (image, class).
 
     With the energy map :math:`e_{b,(h,w),c}` (N = H W locations in row-major
@@ -20,9 +25,16 @@ def energy_quadrants(energy: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
 
     .. math:: q = 2\,[h^* \ge H/2] + [w^* \ge W/2] \in \{0, 1, 2, 3\}.
 
+    ``split`` says what :math:`H/2` means for an odd side (the default 7 x 7
+    map): ``'floor'`` (default, the reference's ``halfSize = H // 2``: for
+    H = 7 rows 0-2 are the top half and the middle row 3 belongs to the
+    bottom half) or ``'exact'`` (the real number H/2 = 3.5 of dsrb.md read
+    literally: rows 0-3 top, 4-6 bottom). Both agree for even sides.
+
     Args:
         energy: (B, N, C) energy map, e.g. :math:`\alpha_{n,c} \sum_d x_{n,d}`.
         hw: (H, W) with H W = N.
+        split (str): ``'floor'`` or ``'exact'``.
 
     Returns:
         (B, C) long quadrant indices.
@@ -31,10 +43,17 @@ def energy_quadrants(energy: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
     if energy.dim() != 3 or energy.shape[1] != H * W:
         raise ValueError(f'energy_quadrants: energy must be (B, H*W={H * W}, C), '
                          f'got {tuple(energy.shape)}')
+    if split not in QUADRANT_SPLITS:
+        raise ValueError(f'energy_quadrants: split must be one of '
+                         f'{QUADRANT_SPLITS}, got {split!r}')
     e = energy.detach().unflatten(1, (H, W))  # (B, H, W, C)
     h_star = e.amax(dim=2).argmax(dim=1)  # (B, C)
     w_star = e.amax(dim=1).argmax(dim=1)  # (B, C)
-    return 2 * (2 * h_star >= H).long() + (2 * w_star >= W).long()
+    if split == 'floor':
+        bottom, right = h_star >= H // 2, w_star >= W // 2
+    else:
+        bottom, right = 2 * h_star >= H, 2 * w_star >= W
+    return 2 * bottom.long() + right.long()
 
 
 @MODELS.register_module()
@@ -78,12 +97,19 @@ class PPRB(nn.Module):
         init_beta (float): Initial beta. Defaults to 0.5.
         top_k (int): K, classes blended per image. Defaults to 1.
         learnable (bool): Train beta. Defaults to True.
+        quadrant_split (str): Half of an odd side, ``'floor'`` (reference,
+            default) or ``'exact'``; see :func:`energy_quadrants`. The
+            prototype hook uses the same rule (:meth:`quadrants`).
     """
 
     def __init__(self, num_classes: int, in_channels: int,
                  init_beta: float = 0.5, top_k: int = 1,
-                 learnable: bool = True) -> None:
+                 learnable: bool = True, quadrant_split: str = 'floor') -> None:
         super().__init__()
+        if quadrant_split not in QUADRANT_SPLITS:
+            raise ValueError(f'PPRB: quadrant_split must be one of '
+                             f'{QUADRANT_SPLITS}, got {quadrant_split!r}')
+        self.quadrant_split = quadrant_split
         if not 0.0 <= init_beta <= 1.0:
             raise ValueError(f'PPRB: init_beta must be in [0, 1], got {init_beta}')
         if top_k < 1 or top_k > num_classes:
@@ -102,6 +128,11 @@ class PPRB(nn.Module):
         self.register_buffer('prototype_valid',
                              torch.zeros(num_classes, dtype=torch.bool))
         self.register_buffer('prototype_epoch', torch.tensor(-1, dtype=torch.long))
+
+    def quadrants(self, energy: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
+        """(B, C) quadrants of the energy map (B, N, C) with this module's
+        ``quadrant_split``."""
+        return energy_quadrants(energy, hw, self.quadrant_split)
 
     @torch.no_grad()
     def clamp_(self) -> None:
@@ -189,7 +220,7 @@ class PPRB(nn.Module):
                 'blending start at or after its first epoch.')
         check_unit_interval('beta', self.beta, 'PPRB')
         B = f.shape[0]
-        quad = energy_quadrants(energy, hw).to(f.device)
+        quad = self.quadrants(energy, hw).to(f.device)
         if choices is None:
             choices = self.sample_choices(target, generator)
         cls, shift, sel = choices['cls'], choices['shift'], choices['sel']
@@ -209,4 +240,5 @@ class PPRB(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, in_channels={self.in_channels}, '
-                f'top_k={self.top_k}, beta={float(self.beta.detach()):.4f}')
+                f'top_k={self.top_k}, beta={float(self.beta.detach()):.4f}, '
+                f'quadrant_split={self.quadrant_split!r}')
