@@ -18,13 +18,16 @@ TINY_CLIP = dict(
 
 
 def naive_gatv2(x, lin_w, attn, heads, feat, adj, concat):
-    """e_ij = a^T LeakyReLU(W x_i + W x_j), softmax over neighbours j."""
+    """e^h_ij = a_h^T LeakyReLU_0.2(W x_i + W x_j) (a_h = a for every head
+    when ``attn`` has one row), softmax over the neighbours j."""
     n = x.shape[0]
     g = (x @ lin_w.t()).view(n, heads, feat)
     e = torch.empty(n, n, heads, dtype=x.dtype)
     for i in range(n):
         for j in range(n):
-            e[i, j] = (F.leaky_relu(g[i] + g[j], 0.2) * attn).sum(-1)
+            for h in range(heads):
+                a = attn[0] if attn.shape[0] == 1 else attn[h]
+                e[i, j, h] = (F.leaky_relu(g[i, h] + g[j, h], 0.2) * a).sum()
     mask = torch.ones(n, n, dtype=torch.bool) if adj is None else \
         (adj > 0) | torch.eye(n, dtype=torch.bool)
     e = e.masked_fill(~mask[..., None], float('-inf'))
@@ -55,10 +58,14 @@ def naive_svfr(m, P, E, H):
     return P * torch.softmax(v, dim=1).sum(2)
 
 
-def test_gmc_matches_naive_gatv2_forward_and_grad():
+@pytest.mark.parametrize('share', [True, False])
+def test_gmc_matches_naive_gatv2_forward_and_grad(share):
     torch.manual_seed(0)
     gmc = MODELS.build(dict(type='GMC', in_channels=8, hidden_channels=8,
-                            num_heads=2, dropout=0.0, node_chunk=2)).double()
+                            num_heads=2, dropout=0.0, node_chunk=2,
+                            share_attention=share)).double()
+    # one attention vector shared by the heads (the reference) or one each
+    assert gmc.layer1.attn.shape == ((1, 4) if share else (2, 4))
     x = torch.randn(5, 8, dtype=torch.float64, requires_grad=True)
     adj = (torch.rand(5, 5) > 0.5).double()
     for a in (None, adj):
@@ -77,7 +84,29 @@ def test_gmc_matches_naive_gatv2_forward_and_grad():
 
 def test_gmc_reference_size_and_errors():
     gmc = MODELS.build(dict(type='GMC'))
-    assert sum(p.numel() for p in gmc.parameters()) == 131712
+    # labml_nn GATv2 of the reference: 512*128 + 32 + 128*512 + 512
+    assert sum(p.numel() for p in gmc.parameters()) == 131616
+    assert sum(p.numel() for p in MODELS.build(dict(
+        type='GMC', share_attention=False)).parameters()) == 131712
+    # D -> 4 heads x 32 (concat) -> D, shared W without bias, dropout 0.3
+    # on the input, the hidden features and both layers' attention
+    assert (gmc.layer1.num_heads, gmc.layer1.out_features) == (4, 32)
+    assert gmc.layer1.concat and not gmc.layer2.concat
+    assert (gmc.layer2.num_heads, gmc.layer2.out_features) == (1, 512)
+    for layer in (gmc.layer1, gmc.layer2):
+        assert layer.linear.bias is None and layer.negative_slope == 0.2
+        assert layer.attn_drop.p == 0.3
+    assert gmc.dropout.p == 0.3
+    # dropout is active in training (input, hidden, attention) and off in
+    # eval
+    x = torch.randn(6, 512)
+    gmc.train()
+    torch.manual_seed(0)
+    a = gmc(x)
+    torch.manual_seed(1)
+    assert not torch.allclose(a, gmc(x))
+    gmc.eval()
+    torch.testing.assert_close(gmc(x), gmc(x))
     assert gmc(torch.randn(7, 512)).shape == (7, 512)
     with pytest.raises(ValueError, match='adjacency'):
         gmc(torch.randn(3, 512), torch.ones(4, 4))

@@ -16,9 +16,16 @@ class GATv2Layer(nn.Module):
     :math:`g = x W` reshaped to (N, H, F) (no bias), and for every head h
 
     .. math::
-        e^h_{ij} = a_h^\top \mathrm{LeakyReLU}_{0.2}(g^h_i + g^h_j), \quad
+        e^h_{ij} = a^\top \mathrm{LeakyReLU}_{0.2}(g^h_i + g^h_j), \quad
         \alpha^h_{ij} = \mathrm{softmax}_{j : A_{ij} > 0}(e^h_{ij}), \quad
         y^h_i = \sum_j \mathrm{dropout}(\alpha^h_{ij})\, g^h_j .
+
+    The attention vector :math:`a \in \mathbb{R}^F` is shared by the heads
+    as in the reference (labml_nn's ``GraphAttentionV2Layer``, used by
+    SigRL: ``attn = nn.Linear(F, 1, bias=False)`` applied to every head);
+    ``share_attention=False`` gives each head its own :math:`a_h` (the
+    GATv2 paper / PyG form). W and a use ``nn.Linear``'s default init, as
+    the reference.
 
     The heads are concatenated (N, H*F) or averaged (N, F). The attention
     logits are (N, N, H, F) before the reduction by :math:`a`; they are
@@ -35,12 +42,15 @@ class GATv2Layer(nn.Module):
         attn_drop (float): Dropout on the attention weights. Defaults to 0.
         node_chunk (int): Target nodes per block. Defaults to 128.
         use_checkpoint (bool): Recompute blocks in backward. Defaults to True.
+        share_attention (bool): One attention vector for all heads (the
+            reference). Defaults to True.
     """
 
     def __init__(self, in_features: int, out_features: int, num_heads: int = 1,
                  concat: bool = True, negative_slope: float = 0.2,
                  attn_drop: float = 0.0, node_chunk: int = 128,
-                 use_checkpoint: bool = True) -> None:
+                 use_checkpoint: bool = True,
+                 share_attention: bool = True) -> None:
         super().__init__()
         if node_chunk <= 0:
             raise ValueError(f'node_chunk must be positive, got {node_chunk}')
@@ -52,11 +62,14 @@ class GATv2Layer(nn.Module):
         self.use_checkpoint = use_checkpoint
         self.linear = nn.Linear(in_features, num_heads * out_features,
                                 bias=False)
-        self.attn = nn.Parameter(torch.empty(num_heads, out_features))
+        self.share_attention = share_attention
+        # (1, F) shared by the heads (broadcast) or (H, F)
+        self.attn = nn.Parameter(torch.empty(
+            1 if share_attention else num_heads, out_features))
         self.attn_drop = nn.Dropout(attn_drop)
-        nn.init.xavier_uniform_(self.linear.weight)
-        nn.init.uniform_(self.attn, -1 / math.sqrt(out_features),
-                         1 / math.sqrt(out_features))
+        # nn.Linear(F, 1)'s default init (kaiming_uniform, a=sqrt(5))
+        bound = 1 / math.sqrt(out_features)
+        nn.init.uniform_(self.attn, -bound, bound)
 
     def _block(self, g_i: torch.Tensor, g: torch.Tensor,
                mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -111,7 +124,9 @@ class GMC(nn.Module):
     (concatenated), :math:`\mathrm{GAT}_2`: hidden -> D, one head. The graph
     is complete with self-loops by default (the reference); an optional
     (C, C) adjacency (e.g. the label co-occurrence graph) restricts the
-    neighbourhoods. At D = 512 it has 131,712 parameters.
+    neighbourhoods. Each layer shares one attention vector across its heads
+    (the reference; ``share_attention=False``: one per head). At D = 512 it
+    has 131,616 parameters (131,712 with per-head attention vectors).
 
     Args:
         in_channels (int): D (label embedding size). Defaults to 512.
@@ -123,12 +138,15 @@ class GMC(nn.Module):
         node_chunk (int): Target nodes per attention block. Defaults to 128.
         use_checkpoint (bool): Recompute attention blocks in backward.
             Defaults to True.
+        share_attention (bool): One attention vector per layer shared by
+            its heads (the reference). Defaults to True.
     """
 
     def __init__(self, in_channels: int = 512, hidden_channels: int = 128,
                  out_channels: Optional[int] = None, num_heads: int = 4,
                  dropout: float = 0.3, node_chunk: int = 128,
-                 use_checkpoint: bool = True) -> None:
+                 use_checkpoint: bool = True,
+                 share_attention: bool = True) -> None:
         super().__init__()
         if hidden_channels % num_heads:
             raise ValueError(f'hidden_channels ({hidden_channels}) must be '
@@ -138,11 +156,13 @@ class GMC(nn.Module):
         self.layer1 = GATv2Layer(in_channels, hidden_channels // num_heads,
                                  num_heads, concat=True, attn_drop=dropout,
                                  node_chunk=node_chunk,
-                                 use_checkpoint=use_checkpoint)
+                                 use_checkpoint=use_checkpoint,
+                                 share_attention=share_attention)
         self.layer2 = GATv2Layer(hidden_channels, out_channels, 1,
                                  concat=False, attn_drop=dropout,
                                  node_chunk=node_chunk,
-                                 use_checkpoint=use_checkpoint)
+                                 use_checkpoint=use_checkpoint,
+                                 share_attention=share_attention)
 
     def forward(self, x: torch.Tensor,
                 adj: Optional[torch.Tensor] = None) -> torch.Tensor:
