@@ -5,7 +5,13 @@ import mlrpl_mm  # noqa: F401
 from mmpretrain.registry import MODELS
 
 
+def _lin(g, name, x):
+    w, b = g.gate(name)
+    return x @ w.t() + b
+
+
 def naive_ggnn(g, h, adj):
+    """The equation, one class and one image at a time."""
     B, C, D = h.shape
     for _ in range(g.num_steps):
         new = []
@@ -16,13 +22,33 @@ def naive_ggnn(g, h, adj):
                 a_out = sum(adj[j, i] * h[bi, j] for j in range(C))
                 m = torch.cat([a_in, a_out])
                 hi = h[bi, i]
-                z = torch.sigmoid(g.w_z(m) + g.u_z(hi))
-                r = torch.sigmoid(g.w_r(m) + g.u_r(hi))
-                ht = torch.tanh(g.w_h(m) + g.u_h(r * hi))
+                z = torch.sigmoid(_lin(g, 'w_z', m) + _lin(g, 'u_z', hi))
+                r = torch.sigmoid(_lin(g, 'w_r', m) + _lin(g, 'u_r', hi))
+                ht = torch.tanh(_lin(g, 'w_h', m) + _lin(g, 'u_h', r * hi))
                 rows.append((1 - z) * hi + z * ht)
             new.append(torch.stack(rows))
         h = torch.stack(new)
     return h
+
+
+class LegacyGatedGNN(torch.nn.Module):
+    """The former layout: one nn.Linear per gate, two message matmuls."""
+
+    def __init__(self, D, num_steps=3):
+        super().__init__()
+        self.num_steps = num_steps
+        L = torch.nn.Linear
+        self.w_z, self.w_r, self.w_h = L(2 * D, D), L(2 * D, D), L(2 * D, D)
+        self.u_z, self.u_r, self.u_h = L(D, D), L(D, D), L(D, D)
+
+    def forward(self, h, adj):
+        for _ in range(self.num_steps):
+            m = torch.cat([adj @ h, adj.t() @ h], dim=2)
+            z = torch.sigmoid(self.w_z(m) + self.u_z(h))
+            r = torch.sigmoid(self.w_r(m) + self.u_r(h))
+            ht = torch.tanh(self.w_h(m) + self.u_h(r * h))
+            h = (1 - z) * h + z * ht
+        return h
 
 
 @pytest.mark.parametrize('batch', [1, 3])
@@ -42,6 +68,52 @@ def test_gated_gnn_matches_naive(batch):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     for a, b in zip(grads, [p.grad for p in g.parameters()] + [h.grad]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_gated_gnn_float32_matches_legacy_layout_and_loads_its_checkpoint():
+    """A checkpoint of the per-gate layout loads into the fused layers and
+    gives the same forward and gradients (float32, 1e-5)."""
+    torch.manual_seed(3)
+    B, C, D = 6, 7, 16
+    old = LegacyGatedGNN(D)
+    g = MODELS.build(dict(type='GatedGNN', in_channels=D, num_steps=3))
+    missing = g.load_state_dict(old.state_dict(), strict=True)
+    assert not missing.missing_keys and not missing.unexpected_keys
+    for name in ('w_z', 'w_r', 'w_h', 'u_z', 'u_r', 'u_h'):
+        w, b = g.gate(name)
+        assert torch.equal(w, getattr(old, name).weight)
+        assert torch.equal(b, getattr(old, name).bias)
+    h = torch.randn(B, C, D, requires_grad=True)
+    adj = torch.rand(C, C)
+    gout = torch.randn(B, C, D)
+    out = g(h, adj)
+    gh, = torch.autograd.grad((out * gout).sum(), h)
+    ref = old(h, adj)
+    gh_ref, = torch.autograd.grad((ref * gout).sum(), h)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gh, gh_ref, atol=1e-5, rtol=1e-5)
+    # weight gradients, gate by gate
+    (g(h, adj) * gout).sum().backward()
+    (old(h, adj) * gout).sum().backward()
+    D_ = D
+    for name, (layer, k) in {'w_z': ('w_m', 0), 'w_r': ('w_m', 1),
+                             'w_h': ('w_m', 2), 'u_z': ('u_zr', 0),
+                             'u_r': ('u_zr', 1)}.items():
+        lin = getattr(g, layer)
+        torch.testing.assert_close(lin.weight.grad[k * D_:(k + 1) * D_],
+                                   getattr(old, name).weight.grad,
+                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(lin.bias.grad[k * D_:(k + 1) * D_],
+                                   getattr(old, name).bias.grad,
+                                   atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(g.u_h.weight.grad, old.u_h.weight.grad,
+                               atol=1e-5, rtol=1e-5)
+    # fused state dict round trip; zero steps is the identity
+    g2 = MODELS.build(dict(type='GatedGNN', in_channels=D, num_steps=0))
+    g2.load_state_dict(g.state_dict())
+    assert torch.equal(g2(h, adj), h)
+    with pytest.raises(KeyError, match='unknown layer'):
+        g.gate('w_q')
 
 
 def test_gated_gnn_shape_errors():
