@@ -10,8 +10,12 @@
 # dict(type='LearnableClassEmbedding', embed_dims=300).
 model = dict(
     type='ImageClassifier',
+    # stem + stages 1-3 frozen, their BN in eval mode (frozen_stages=3);
+    # layer4 trains with its BN in train mode, as the reference does
+    # (backbone.eval(); backbone.layer4.train()). norm_eval=True would also
+    # freeze layer4's BN statistics.
     backbone=dict(type='ResNet', depth=101, num_stages=4, out_indices=(3, ),
-                  frozen_stages=3, norm_eval=True, style='pytorch'),
+                  frozen_stages=3, norm_eval=False, style='pytorch'),
     neck=None,
     head=dict(
         type='HSTHead',
