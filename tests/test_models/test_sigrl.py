@@ -1,8 +1,13 @@
 """SigRL modules against direct implementations of the equations in
 ../shared/specs/sigrl.md (GATv2 attention, SDA, Q/T, VFR, scores)."""
+import os.path as osp
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -181,6 +186,23 @@ def test_head_scores_match_formula():
     assert torch.allclose(E.norm(dim=1), torch.ones(3))
 
 
+def test_head_topk_is_capped_at_L_and_logit_scale_multiplies():
+    torch.manual_seed(0)
+    head = _tiny_head(topk=16, logit_scale=2.5).eval()
+    P, g = torch.randn(2, 5, 32), torch.randn(2, 32)
+    E = head.train_embed
+    rec = head.svfr(P, E, head.gmc(E))
+    local = (rec @ E.t()).mean(1)          # k = min(16, L = 5): all patches
+    glob = g @ E.t()
+    ref = 2.5 * (local / local.norm(dim=1, keepdim=True) +
+                 glob / glob.norm(dim=1, keepdim=True)) / 2
+    torch.testing.assert_close(head((P, g)), ref, atol=1e-6, rtol=1e-5)
+    out = head.predict((P, g))
+    torch.testing.assert_close(out[1].pred_score, torch.sigmoid(ref[1]))
+    head.score_activation = 'none'     # zero-shot: raw scores
+    torch.testing.assert_close(head.predict((P, g))[1].pred_score, ref[1])
+
+
 def test_head_embeddings_are_deterministic_and_swappable(tmp_path):
     h1, h2 = _tiny_head(), _tiny_head()
     torch.testing.assert_close(h1.train_embed, h2.train_embed)
@@ -249,6 +271,105 @@ def test_backbone_teacher_distill_and_trainable():
     with pytest.raises(ValueError, match='pretrained'):
         MODELS.build(dict(type='OpenCLIPBackbone', model_cfg=TINY_CLIP,
                           pretrained='openai'))
+
+
+def test_backbone_patch_tokens_are_ln_post_times_proj():
+    torch.manual_seed(0)
+    bb = MODELS.build(dict(type='OpenCLIPBackbone', model_cfg=TINY_CLIP))
+    bb.eval()
+    x = torch.randn(2, 3, 32, 32)
+    P, g = bb(x)
+    # open_clip's own forward: pooled (CLS after ln_post) @ proj and the
+    # ln_post patch tokens (unprojected)
+    bb.visual.output_tokens = True
+    pooled, tokens = bb.visual(x)
+    bb.visual.output_tokens = False
+    torch.testing.assert_close(g, pooled, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(P, tokens @ bb.visual.proj, atol=1e-5,
+                               rtol=1e-5)
+    assert P.shape == (2, 16, 32)
+
+
+def test_quick_gelu_follows_the_openai_weights(monkeypatch, tmp_path):
+    import open_clip
+    from open_clip.transformer import QuickGELU
+
+    from mlrpl_mm.models.backbones.open_clip_backbone import \
+        resolve_quick_gelu
+    assert resolve_quick_gelu('ViT-B-16', 'openai', None, 't') is True
+    assert resolve_quick_gelu('ViT-B-16', 'laion2b_s34b_b88k', None,
+                              't') is False
+    assert resolve_quick_gelu('ViT-B-16', None, None, 't') is False
+    assert resolve_quick_gelu('ViT-B-16', 'openai', False, 't') is False
+    assert resolve_quick_gelu('ViT-B-16', None, True, 't') is True
+
+    real = open_clip.create_model
+    calls = []
+
+    def no_download(name, pretrained=None, force_quick_gelu=False, **kw):
+        # stands in for the real weights: a tiny tower with the activation
+        # open_clip would build
+        calls.append((name, pretrained, force_quick_gelu))
+        quick = force_quick_gelu or name.endswith('-quickgelu')
+        return real('mlrpl-tiny-vit', pretrained=None,
+                    force_quick_gelu=quick)
+
+    monkeypatch.setattr(open_clip, 'create_model', no_download)
+
+    def acts(module):
+        return {type(m) for m in module.modules()
+                if isinstance(m, (QuickGELU, nn.GELU))}
+
+    bb = MODELS.build(dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
+                           pretrained='openai'))
+    assert calls[-1] == ('ViT-B-16', 'openai', True)
+    assert acts(bb.visual) == {QuickGELU}
+    bb = MODELS.build(dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
+                           pretrained='laion2b_s34b_b88k'))
+    assert calls[-1][2] is False and acts(bb.visual) == {nn.GELU}
+    # the text tower: the QuickGELU variant of the same weights, cached
+    # under its own key (not the GELU network's)
+    kw = dict(embed_dims=64,
+              gmc=dict(type='GMC', in_channels=64, hidden_channels=16,
+                       num_heads=2),
+              svfr=dict(type='SVFR', embed_dims=64))
+    enc = dict(model_name='ViT-B-16', pretrained='openai',
+               cache_dir=str(tmp_path))
+    h1 = _tiny_head(text_encoder=enc, **kw)
+    assert calls[-1] == ('ViT-B-16-quickgelu', 'openai', False)
+    h2 = _tiny_head(text_encoder=dict(enc, quick_gelu=False), **kw)
+    assert calls[-1] == ('ViT-B-16', 'openai', False)
+    assert not torch.allclose(h1.train_embed, h2.train_embed)
+    cached = sorted(osp.basename(f) for f in tmp_path.iterdir())
+    assert len(cached) == 2 and \
+        sum(f.startswith('ViT-B-16-quickgelu-') for f in cached) == 1
+    # a cached entry is used without building the tower again
+    n = len(calls)
+    h3 = _tiny_head(text_encoder=enc, **kw)
+    assert len(calls) == n
+    torch.testing.assert_close(h3.train_embed, h1.train_embed)
+
+
+def test_nothing_is_downloaded_at_import_or_config_load():
+    """Importing every mlrpl_mm module and loading the SigRL configs must not
+    try to fetch weights (open_clip's download entry points raise)."""
+    code = (
+        'import importlib, pkgutil, glob\n'
+        'import open_clip, open_clip.pretrained as op, open_clip.factory as of\n'
+        'def boom(*a, **k): raise SystemExit("download attempted")\n'
+        'op.download_pretrained = of.download_pretrained = boom\n'
+        'op.download_pretrained_from_hf = boom\n'
+        'import mlrpl_mm\n'
+        'for m in pkgutil.walk_packages(mlrpl_mm.__path__, "mlrpl_mm."):\n'
+        '    importlib.import_module(m.name)\n'
+        'from mmengine.config import Config\n'
+        'for f in glob.glob("configs/sigrl_*.py"): Config.fromfile(f)\n'
+        'print("ok")\n')
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    proc = subprocess.run([sys.executable, '-c', code], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == 'ok', \
+        proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 def test_head_loss_gradients_reach_every_module():

@@ -45,10 +45,47 @@ def register_open_clip_configs() -> None:
     open_clip.add_model_config(tmp)
 
 
+def tag_needs_quick_gelu(model_name: str, pretrained: Optional[str]) -> bool:
+    """Whether the open_clip pretrained tag ``pretrained`` of ``model_name``
+    was trained with QuickGELU (the OpenAI weights). Offline: reads
+    open_clip's pretrained table, downloads nothing."""
+    if not pretrained:
+        return False
+    import open_clip
+    cfg = open_clip.get_pretrained_cfg(model_name, pretrained) or {}
+    return bool(cfg.get('quick_gelu', False))
+
+
+def resolve_quick_gelu(model_name: str, pretrained: Optional[str],
+                       quick_gelu: Optional[bool], who: str) -> bool:
+    """``force_quick_gelu`` for open_clip.
+
+    None (auto): force QuickGELU when the weights were trained with it
+    (``pretrained='openai'``), so ``'ViT-B-16'`` + ``'openai'`` gives the
+    same network as ``'ViT-B-16-quickgelu'``; True: force it; False: leave
+    the activation to the model config, with a warning when the weights
+    need QuickGELU and the config does not use it (open_clip only warns).
+    """
+    needs = tag_needs_quick_gelu(model_name, pretrained)
+    if quick_gelu is None:
+        return needs
+    if not quick_gelu and needs:
+        import open_clip
+        model_q = (open_clip.get_model_config(model_name) or {}).get(
+            'quick_gelu', False)
+        if not model_q:
+            print_log(f'{who}: the {pretrained!r} weights of {model_name} '
+                      'were trained with QuickGELU but quick_gelu=False: '
+                      'the network uses GELU and does not reproduce them; '
+                      'use quick_gelu=None (auto) or a "-quickgelu" model',
+                      logger='current', level=logging.WARNING)
+    return bool(quick_gelu)
+
+
 def build_open_clip_visual(model_name: str = 'ViT-B-16',
                            pretrained: Optional[str] = None,
                            model_cfg: Optional[Dict] = None,
-                           quick_gelu: bool = False,
+                           quick_gelu: Optional[bool] = None,
                            cache_dir: Optional[str] = None,
                            fallback_to_random: bool = False) -> nn.Module:
     """Build an open_clip image tower.
@@ -61,7 +98,9 @@ def build_open_clip_visual(model_name: str = 'ViT-B-16',
             ``dict(embed_dim=..., vision_cfg=dict(...), text_cfg=...)``; the
             text part is ignored here. Random init only (``pretrained`` must
             then be None).
-        quick_gelu: Use QuickGELU (needed by OpenAI weights).
+        quick_gelu: Force QuickGELU; None (default) = auto, i.e. when the
+            pretrained tag needs it (OpenAI weights), see
+            :func:`resolve_quick_gelu`.
         cache_dir: open_clip download cache.
         fallback_to_random: When the weights cannot be loaded (offline, no
             cached file), warn and build a random-init tower instead of
@@ -69,6 +108,10 @@ def build_open_clip_visual(model_name: str = 'ViT-B-16',
     """
     import open_clip
     register_open_clip_configs()
+    if model_cfg is None:
+        quick_gelu = resolve_quick_gelu(model_name, pretrained, quick_gelu,
+                                        'OpenCLIPBackbone')
+    quick_gelu = bool(quick_gelu)
     if model_cfg is not None:
         if pretrained is not None:
             raise ValueError('OpenCLIPBackbone: pretrained weights can only '
@@ -127,7 +170,10 @@ class OpenCLIPBackbone(BaseModule):
         model_cfg (dict, optional): Explicit open_clip config
             (``embed_dim``, ``vision_cfg``) instead of a name, e.g. a tiny
             tower for tests.
-        quick_gelu (bool): Force QuickGELU. Defaults to False.
+        quick_gelu (bool, optional): Force QuickGELU. Defaults to None:
+            automatic, on when the pretrained tag was trained with it (the
+            OpenAI weights), so ``'ViT-B-16'`` + ``'openai'`` is the right
+            network too; False leaves the activation to the model config.
         trainable (str | int): ``'all'`` or n: only the last n blocks plus
             ``ln_post`` and the projection train. Defaults to ``'all'``.
         with_teacher (bool): Keep a frozen copy of the initial tower and
@@ -142,7 +188,7 @@ class OpenCLIPBackbone(BaseModule):
                  model_name: str = 'ViT-B-16',
                  pretrained: Optional[str] = None,
                  model_cfg: Optional[Dict] = None,
-                 quick_gelu: bool = False,
+                 quick_gelu: Optional[bool] = None,
                  trainable: Union[str, int] = 'all',
                  with_teacher: bool = False,
                  cache_dir: Optional[str] = None,

@@ -41,7 +41,8 @@ def build_label_embed(class_names: Optional[Sequence[str]] = None,
     Either loaded from ``embed_file`` or computed by the frozen open_clip
     text tower described by ``text_encoder`` (keys: ``model_name``,
     ``pretrained``, ``model_cfg``, ``template``, ``cache_dir``, ``seed``,
-    ``quick_gelu``, ``fallback_to_random``)
+    ``quick_gelu`` (None = auto: QuickGELU for weights trained with it, e.g.
+    ``'openai'``), ``fallback_to_random``)
     through :func:`mlrpl_mm.models.utils.encode_class_names` (disk cache
     keyed by model, weights, template and class names). A random-init text
     tower (``pretrained=None``, offline tests) is built under the fixed
@@ -86,25 +87,50 @@ def build_label_embed(class_names: Optional[Sequence[str]] = None,
 
 def _encode(class_names, cfg, model_name, pretrained, model_cfg, template,
             kwargs) -> torch.Tensor:
-    from mlrpl_mm.models.backbones.open_clip_backbone import \
-        register_open_clip_configs
+    from mlrpl_mm.models.backbones.open_clip_backbone import (
+        register_open_clip_configs, resolve_quick_gelu)
     register_open_clip_configs()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(cfg.get('seed', 0)))
         model = None
+        key_weights = pretrained
         if model_cfg is not None:
             if pretrained is not None:
                 raise ValueError('text_encoder: pretrained weights need a '
                                  'model_name, not a model_cfg')
             from open_clip.model import CLIP
-            model = CLIP(**model_cfg, quick_gelu=cfg.get('quick_gelu', False))
+            model = CLIP(**model_cfg,
+                         quick_gelu=bool(cfg.get('quick_gelu', False)))
             model_name = 'custom'
-        elif cfg.get('quick_gelu', False):
-            import open_clip
-            model = open_clip.create_model(model_name, pretrained=pretrained,
-                                           force_quick_gelu=True)
+        else:
+            # QuickGELU for the OpenAI weights (auto, as the image tower)
+            quick = resolve_quick_gelu(model_name, pretrained,
+                                       cfg.get('quick_gelu', None),
+                                       'SigRLHead.text_encoder')
+            if quick:
+                import open_clip
+                conf_q = (open_clip.get_model_config(model_name) or {}).get(
+                    'quick_gelu', False)
+                variant = f'{model_name}-quickgelu'
+                if conf_q:
+                    pass  # the config already uses QuickGELU
+                elif variant in open_clip.list_models() and (
+                        pretrained is None or osp.isfile(pretrained) or
+                        open_clip.get_pretrained_cfg(variant, pretrained)):
+                    # same weights, QuickGELU config: built lazily by
+                    # encode_class_names (after its disk-cache look-up),
+                    # cached under the variant's name
+                    model_name = variant
+                else:
+                    model = open_clip.create_model(model_name,
+                                                   pretrained=pretrained,
+                                                   force_quick_gelu=True)
+                    if pretrained is not None:
+                        # a forced activation must not share the cache key
+                        # of the model's own (GELU) config
+                        key_weights = f'{pretrained}+force_quick_gelu'
         emb = encode_class_names(class_names, model_name=model_name,
-                                 pretrained=pretrained, template=template,
+                                 pretrained=key_weights, template=template,
                                  model=model, **kwargs)
     return F.normalize(emb.float(), dim=-1)
 
