@@ -7,15 +7,29 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 
-def _mine(values: torch.Tensor, n: int,
-          generator: Optional[torch.Generator]) -> torch.Tensor:
-    """The n largest entries of ``values`` plus 2n others drawn at random.
+_MINING = ('reference', 'disjoint')
 
-    The random draw is uniform without replacement among the entries not
-    already chosen as largest; when there are at most 3n entries all are
-    kept.
+
+def _mine(values: torch.Tensor, n: int,
+          generator: Optional[torch.Generator],
+          mining: str = 'reference') -> torch.Tensor:
+    """Hard mining of one set of negative terms, given n (+1, +1) terms.
+
+    ``'reference'`` (default, the reference code): ``min(m, 2n)`` terms drawn
+    uniformly without replacement from all m terms, plus the ``min(m, n)``
+    largest (a term can be in both, then it counts twice); when n = 0 the
+    set is not mined and every term is kept.
+
+    ``'disjoint'``: the n largest plus 2n others drawn from the remaining
+    terms (each term at most once; all m when m <= 3n); nothing when n = 0.
     """
     m = values.numel()
+    if mining == 'reference':
+        if n <= 0 or m == 0:
+            return values
+        perm = torch.randperm(m, generator=generator)[:2 * n].to(values.device)
+        order = torch.argsort(values.detach(), descending=True)[:n]
+        return values[torch.cat([perm, order])]
     if n <= 0 or m == 0:
         return values[:0]
     if m <= 3 * n:
@@ -28,8 +42,8 @@ def _mine(values: torch.Tensor, n: int,
 
 
 def instance_contrastive_loss(f: torch.Tensor, target: torch.Tensor,
-                              generator: Optional[torch.Generator] = None
-                              ) -> torch.Tensor:
+                              generator: Optional[torch.Generator] = None,
+                              mining: str = 'reference') -> torch.Tensor:
     r"""Instance contrastive loss with the hard-mining rule of HST.
 
     For every unordered image pair (i < j) and class c, with
@@ -40,19 +54,26 @@ def instance_contrastive_loss(f: torch.Tensor, target: torch.Tensor,
     - both -1: :math:`1 + d`;
     - any 0: ignored.
 
-    With n the number of (+1, +1) terms, keep the n largest plus 2n random
-    others of the (+1, -1) terms and the same of the (-1, -1) terms (all of
-    a set when it has at most 3n terms, none when n = 0). The loss is the
-    mean of all kept terms, 0 if none.
+    With n the number of (+1, +1) terms (over all pairs and classes), keep
+    2n random plus the n largest of the (+1, -1) terms, and the same of the
+    (-1, -1) terms (see :func:`_mine` for the two readings: ``'reference'``,
+    the default, draws the 2n from the whole set and keeps every term when
+    n = 0, as the reference code; ``'disjoint'`` draws them from the terms
+    that are not among the n largest and keeps no negative term when n = 0).
+    The loss is the mean of all kept terms, 0 if none.
 
     Args:
         f: (B, C, D) class-specific features.
         target: (B, C) in {+1, -1, 0}.
         generator: CPU generator for the random draw (seedable).
+        mining: ``'reference'`` or ``'disjoint'``.
 
     Returns:
         Scalar float32 loss.
     """
+    if mining not in _MINING:
+        raise ValueError(f'instance_contrastive_loss: mining must be one of '
+                         f'{_MINING}, got {mining!r}')
     if f.dim() != 3 or target.shape != f.shape[:2]:
         raise ValueError(f'instance_contrastive_loss: f must be (B, C, D) and '
                          f'target (B, C), got {tuple(f.shape)} and '
@@ -71,8 +92,8 @@ def instance_contrastive_loss(f: torch.Tensor, target: torch.Tensor,
     nn_ = (ti == -1) & (tj == -1)
     pos_terms = (1 - d)[pp]
     n = pos_terms.numel()
-    kept = [pos_terms, _mine((1 + d)[pn], n, generator),
-            _mine((1 + d)[nn_], n, generator)]
+    kept = [pos_terms, _mine((1 + d)[pn], n, generator, mining),
+            _mine((1 + d)[nn_], n, generator, mining)]
     kept = torch.cat(kept)
     if kept.numel() == 0:
         return fn.sum() * 0
@@ -87,12 +108,19 @@ class InstanceContrastiveLoss(nn.Module):
         loss_weight (float): Multiplier. Defaults to 1.0.
         seed (int, optional): Seed of the mining generator; None uses torch's
             global generator (seeded by mmengine's ``randomness.seed``).
+        mining (str): ``'reference'`` (default: as the reference code) or
+            ``'disjoint'`` (see :func:`instance_contrastive_loss`).
     """
 
     def __init__(self, loss_weight: float = 1.0,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None,
+                 mining: str = 'reference') -> None:
         super().__init__()
+        if mining not in _MINING:
+            raise ValueError(f'InstanceContrastiveLoss: mining must be one of '
+                             f'{_MINING}, got {mining!r}')
         self.loss_weight = loss_weight
+        self.mining = mining
         self.seed = seed
         self.generator = None
         if seed is not None:
@@ -103,4 +131,4 @@ class InstanceContrastiveLoss(nn.Module):
                 **kwargs) -> torch.Tensor:
         """f (B, C, D), target (B, C) -> scalar."""
         return self.loss_weight * instance_contrastive_loss(
-            f, target, self.generator)
+            f, target, self.generator, self.mining)
