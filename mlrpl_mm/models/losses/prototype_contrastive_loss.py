@@ -4,6 +4,7 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 _MODES = ('reference', 'pull_push')
+_AVERAGES = ('known', 'all')
 
 
 @MODELS.register_module()
@@ -21,19 +22,29 @@ class PrototypeContrastiveLoss(nn.Module):
       :math:`1 - y\,d`, i.e. :math:`1 - d` for positives and :math:`1 + d`
       for negatives.
 
-    Loss = mean over the kept entries (0 if none).
+    Loss = mean over the kept entries (0 if none), as hst.md states it
+    (``average='known'``). ``average='all'`` is the reference code's
+    reduction: the mean over all B x C entries, where an unknown entry (or
+    a class without prototypes) contributes the constant 1 (no gradient), so
+    the gradient is the 'known' one times the known fraction.
 
     Args:
         mode (str): ``'reference'`` or ``'pull_push'``.
+        average (str): ``'known'`` (default) or ``'all'``.
         loss_weight (float): Defaults to 1.0.
     """
 
-    def __init__(self, mode: str = 'reference', loss_weight: float = 1.0) -> None:
+    def __init__(self, mode: str = 'reference', average: str = 'known',
+                 loss_weight: float = 1.0) -> None:
         super().__init__()
         if mode not in _MODES:
             raise ValueError(f'PrototypeContrastiveLoss: mode must be one of '
                              f'{_MODES}, got {mode!r}')
+        if average not in _AVERAGES:
+            raise ValueError(f'PrototypeContrastiveLoss: average must be one '
+                             f'of {_AVERAGES}, got {average!r}')
         self.mode = mode
+        self.average = average
         self.loss_weight = loss_weight
 
     def forward(self, sim: torch.Tensor, target: torch.Tensor,
@@ -47,4 +58,6 @@ class PrototypeContrastiveLoss(nn.Module):
         sign = 1.0 if self.mode == 'reference' else -1.0
         terms = 1 + sign * y * sim.float()
         k = known.float()
+        if self.average == 'all':
+            return self.loss_weight * torch.where(known, terms, 1.0).mean()
         return self.loss_weight * (terms * k).sum() / k.sum().clamp(min=1)

@@ -63,6 +63,20 @@ def test_prototype_contrastive_loss(mode, sign):
     terms = [1 + sign * y[b, c] * sim[b, c] for b in range(2) for c in range(2)]
     ref = torch.stack(terms).mean()
     torch.testing.assert_close(loss, ref)
+    g1, = torch.autograd.grad(loss, sim)
+    g2, = torch.autograd.grad(ref, sim)
+    torch.testing.assert_close(g1, g2)
+    # the reference reduction: mean over all 6 entries, 1 where not kept
+    loss_all = MODELS.build(dict(type='PrototypeContrastiveLoss', mode=mode,
+                                 average='all'))(sim, y, valid)
+    terms = [1 + sign * y[b, c] * sim[b, c] for b in range(2) for c in range(2)]
+    ref_all = (torch.stack(terms).sum() + 2) / 6
+    torch.testing.assert_close(loss_all, ref_all)
+    g1, = torch.autograd.grad(loss_all, sim)
+    g2, = torch.autograd.grad(ref_all, sim)
+    torch.testing.assert_close(g1, g2)
+    with pytest.raises(ValueError, match='average'):
+        MODELS.build(dict(type='PrototypeContrastiveLoss', average='x'))
     if mode == 'pull_push':  # positives pulled: d up -> loss down
         assert torch.isclose(terms[0], 1 - sim[0, 0])
     with pytest.raises(ValueError, match='mode'):
