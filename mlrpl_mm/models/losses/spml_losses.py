@@ -8,7 +8,9 @@ so every partial-label head can use them.
 
 The SPML reference (Cole et al. CVPR 2021, Zhou et al. ECCV 2022) divides
 the summed loss matrix by B * C, and computes ``log(x)`` as
-``log(x + 1e-5)``; both are kept here.
+``log(x + 1e-5)``; both are kept here (AN, WAN, EM, EM+APL; ``eps=None``
+gives AN / WAN the exact BCE). LL-R keeps its own reference's exact BCE
+with logits.
 """
 import math
 from typing import Optional
@@ -33,36 +35,47 @@ def _log(x: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.log(x + eps)
 
 
-def assume_negative_loss(logits: torch.Tensor,
-                         target: torch.Tensor) -> torch.Tensor:
+def _bce_terms(logits: torch.Tensor, eps: Optional[float]):
+    """(-log p, -log(1 - p)) of p = sigmoid(logits): as the SPML reference,
+    ``-log(x + eps)``; ``eps=None``: exact, from the logits (softplus)."""
+    if eps is None:
+        return F.softplus(-logits), F.softplus(logits)
+    p = torch.sigmoid(logits)
+    return -_log(p, eps), -_log(1 - p, eps)
+
+
+def assume_negative_loss(logits: torch.Tensor, target: torch.Tensor,
+                         eps: Optional[float] = LOG_EPS) -> torch.Tensor:
     r"""AN: every entry that is not a known positive is a negative.
 
-    .. math:: \mathcal{L} = \frac{1}{BC}\sum_{b,c}
-        \mathrm{BCE}(x_{bc}, [t_{bc} > 0])
+    .. math:: \mathcal{L} = \frac{1}{BC}\sum_{b,c}\Big([t_{bc}>0](-\log
+        (p_{bc}+\epsilon)) + [t_{bc}\le 0](-\log(1-p_{bc}+\epsilon))\Big)
+
+    :math:`\epsilon` = ``eps`` = 1e-5 as the reference (Cole et al.'s
+    ``neg_log``); ``eps=None``: the exact BCE from the logits.
     """
     _check(logits, target, 'assume_negative_loss')
-    logits = logits.float()
-    y = (target > 0).to(logits.dtype)
-    return F.binary_cross_entropy_with_logits(logits, y, reduction='mean')
+    neg_log_p, neg_log_q = _bce_terms(logits.float(), eps)
+    return torch.where(target > 0, neg_log_p, neg_log_q).mean()
 
 
-def weak_assume_negative_loss(logits: torch.Tensor,
-                              target: torch.Tensor) -> torch.Tensor:
+def weak_assume_negative_loss(logits: torch.Tensor, target: torch.Tensor,
+                              eps: Optional[float] = LOG_EPS
+                              ) -> torch.Tensor:
     r"""WAN: AN with negatives down-weighted by :math:`1/(C-1)`.
 
     .. math:: \mathcal{L} = \frac{1}{BC}\sum_{b,c}\Big([t_{bc}>0](-\log
-        p_{bc}) + [t_{bc}\le 0]\tfrac{1}{C-1}(-\log(1-p_{bc}))\Big)
+        (p_{bc}+\epsilon)) + [t_{bc}\le 0]\tfrac{1}{C-1}(-\log(1-p_{bc}
+        +\epsilon))\Big)
 
-    computed from logits (``-log p = softplus(-x)``). C = 1 is an error.
+    (``eps`` as :func:`assume_negative_loss`). C = 1 is an error.
     """
     _check(logits, target, 'weak_assume_negative_loss')
     num_classes = logits.shape[1]
     if num_classes < 2:
         raise ValueError('weak_assume_negative_loss needs C >= 2 classes')
-    logits = logits.float()
-    pos = target > 0
-    loss = torch.where(pos, F.softplus(-logits),
-                       F.softplus(logits) / (num_classes - 1))
+    neg_log_p, neg_log_q = _bce_terms(logits.float(), eps)
+    loss = torch.where(target > 0, neg_log_p, neg_log_q / (num_classes - 1))
     return loss.mean()
 
 
@@ -89,38 +102,50 @@ def em_loss_matrix(logits: torch.Tensor, target: torch.Tensor, alpha: float,
 
 @MODELS.register_module()
 class AssumeNegativeLoss(nn.Module):
-    """Assume-negative BCE (AN), mean over all B * C entries.
+    """Assume-negative BCE (AN), mean over all B * C entries
+    (:func:`assume_negative_loss`).
 
     Args:
+        eps (float, optional): Added inside the logs, 1e-5 as the SPML
+            reference; None: exact BCE from the logits. Defaults to 1e-5.
         loss_weight (float): Multiplier. Defaults to 1.0.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
+    def __init__(self, eps: Optional[float] = LOG_EPS,
+                 loss_weight: float = 1.0) -> None:
         super().__init__()
+        self.eps = eps
         self.loss_weight = loss_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor,
                 avg_factor: Optional[float] = None, **kwargs) -> torch.Tensor:
         """logits (B, C), target (B, C) in {+1, -1, 0}; returns a scalar."""
-        return self.loss_weight * assume_negative_loss(logits, target)
+        return self.loss_weight * assume_negative_loss(logits, target,
+                                                       self.eps)
 
 
 @MODELS.register_module()
 class WeakAssumeNegativeLoss(nn.Module):
-    """Weak assume-negative loss (WAN, Cole et al. CVPR 2021).
+    """Weak assume-negative loss (WAN, Cole et al. CVPR 2021),
+    :func:`weak_assume_negative_loss`.
 
     Args:
+        eps (float, optional): Added inside the logs (1e-5, the reference);
+            None: exact, from the logits. Defaults to 1e-5.
         loss_weight (float): Multiplier. Defaults to 1.0.
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
+    def __init__(self, eps: Optional[float] = LOG_EPS,
+                 loss_weight: float = 1.0) -> None:
         super().__init__()
+        self.eps = eps
         self.loss_weight = loss_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor,
                 avg_factor: Optional[float] = None, **kwargs) -> torch.Tensor:
         """logits (B, C), target (B, C); returns a scalar."""
-        return self.loss_weight * weak_assume_negative_loss(logits, target)
+        return self.loss_weight * weak_assume_negative_loss(
+            logits, target, self.eps)
 
 
 @MODELS.register_module()
