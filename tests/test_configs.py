@@ -163,3 +163,31 @@ def test_config_loads_and_builds(path, registries, tmp_path):
         assert sum(p.numel() for p in model.parameters()) > 0
         _built[key] = type(model).__name__
     assert _built[key]
+
+
+def test_import_registers_into_mmpretrain_registries():
+    """``python -c "import mlrpl_mm"`` alone (fresh interpreter, no
+    register_all_modules, no config) fills mmpretrain's registries."""
+    import json
+    import subprocess
+    import sys
+    code = (
+        'import json, mlrpl_mm\n'
+        'from mmpretrain import registry as r\n'
+        'print(json.dumps({n: sorted(k for k, v in getattr(r, n).module_dict'
+        '.items() if v.__module__.startswith("mlrpl_mm")) for n in '
+        '("MODELS", "DATASETS", "METRICS", "HOOKS", "TRANSFORMS")}))\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    expected = dict(
+        MODELS={'PartialLabelClsHead', 'PartialBCELoss',
+                'PartialAsymmetricLoss', 'HSTHead', 'DSRBHead', 'SigRLHead'},
+        DATASETS={'CocoMultiLabel', 'VOCMultiLabel', 'VGMultiLabel',
+                  'NUSWideMultiLabel', 'PartialLabelDataset'},
+        METRICS={'MultiLabelMAP'},
+        HOOKS={'LabelGraphHook', 'ClassCountCheckHook', 'RandomStateHook'},
+        TRANSFORMS={'RandomSideCrop', 'LoadImageFromFileOrSkip'})
+    for registry, names in expected.items():
+        missing = names - set(got[registry])
+        assert not missing, f'{registry} lacks {sorted(missing)}'

@@ -46,6 +46,17 @@ def parse_args(argv=None):
     return args
 
 
+def _shutdown_distributed() -> None:
+    """Wait for every rank, then tear the process group down before the
+    interpreter exits: without it a gloo rank can abort at exit
+    ("terminate called without an active exception") while its peer is
+    already gone, failing a run that has finished its work."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_flag(args.trust_checkpoint)
@@ -69,6 +80,7 @@ def main(argv=None):
     if args.out and args.out_item == 'pred':
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
+    _shutdown_distributed()
     if args.out and args.out_item == 'metrics':
         with open(args.out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)

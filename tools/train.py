@@ -93,6 +93,17 @@ def merge_args(cfg: Config, args) -> Config:
     return cfg
 
 
+def _shutdown_distributed() -> None:
+    """Wait for every rank, then tear the process group down before the
+    interpreter exits: without it a gloo rank can abort at exit
+    ("terminate called without an active exception") while its peer is
+    already gone, failing a run that has finished its work."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_flag(args.trust_checkpoint)
@@ -102,6 +113,7 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()
+    _shutdown_distributed()
 
 
 if __name__ == '__main__':

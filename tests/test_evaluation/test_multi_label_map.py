@@ -201,3 +201,21 @@ def test_per_class_ap_dumped_to_log_dir(tmp_path):
         (tmp_path / 'run' / 'per_class_ap_sklearn.json').read_text())
     assert dumped['ap_style'] == 'sklearn'
     np.testing.assert_allclose(dumped['ap'], metric.per_class_ap)
+
+
+def test_concatenated_test_sets_with_repeated_sample_idx_all_counted():
+    """A ConcatDataset numbers each sub-dataset's samples from 0: images with
+    the same sample_idx but different paths are different images, while a
+    true duplicate (same index and path, e.g. sampler padding) is dropped."""
+    scores, targets = random_data(n=12, c=4, seed=7)
+    data = samples(scores, targets, idx=list(range(6)) * 2)
+    for i, d in enumerate(data):
+        d['img_path'] = f'{"a" if i < 6 else "b"}/{i % 6}.jpg'
+    metric = METRICS.build(dict(type='MultiLabelMAP', ap_style='sklearn'))
+    metric.process(None, data + data[7:8])  # one padding duplicate
+    res = metric.evaluate(13)
+    assert metric.num_images == 12
+    ref = METRICS.build(dict(type='MultiLabelMAP', ap_style='sklearn'))
+    expected = ref.compute(scores, targets)
+    for k, v in expected.items():
+        assert abs(res[f'multi-label/{k}'] - v) < 1e-9, k

@@ -1,6 +1,8 @@
 """tools/train.py, --resume, tools/test.py and a 2-process CPU dist_train."""
 import json
+import os
 import os.path as osp
+import re
 import sys
 
 import pytest
@@ -11,9 +13,10 @@ import mlrpl_mm  # noqa: F401  (allow-list for weights_only loading)
 from .conftest import ROOT, run_tool, tiny_options
 
 CFG = 'configs/pbce_demo.py'
-# deterministic training pipeline so that a resumed run can match a straight
-# run bit for bit (random augmentation draws from numpy's global generator,
-# whose state is not part of a checkpoint)
+# deterministic training pipeline: this test isolates the resume of the
+# weights, optimizer, scheduler and loop counters (the random streams of a
+# random pipeline are restored by RandomStateHook, tested with random
+# augmentation in tests/test_reliability/test_method_state_resume.py)
 DET_CFG = """
 _base_ = [{base!r}]
 train_dataloader = dict(dataset=dict(dataset=dict(pipeline=[
@@ -41,10 +44,20 @@ def test_resume_matches_straight_training(demo_data, tmp_path):
              tiny_options(demo_data, straight, 3))
     run_tool([sys.executable, 'tools/train.py', cfg] +
              tiny_options(demo_data, resumed, 2))
+    first = osp.join(resumed, 'epoch_1.pth')
+    stamp = os.stat(first).st_mtime_ns
     # resume from the epoch-2 checkpoint and go on to epoch 3
-    run_tool([sys.executable, 'tools/train.py', cfg, '--resume',
-              osp.join(resumed, 'epoch_2.pth')] +
-             tiny_options(demo_data, resumed, 3))
+    proc = run_tool([sys.executable, 'tools/train.py', cfg, '--resume',
+                     osp.join(resumed, 'epoch_2.pth')] +
+                    tiny_options(demo_data, resumed, 3))
+    # it really resumed (a run that ignored --resume and trained 3 epochs
+    # from scratch would end with the same weights): the checkpoint was
+    # loaded, only epoch 3 was trained, the earlier files are untouched
+    log = proc.stdout + proc.stderr
+    assert 'resumed epoch: 2, iter: 12' in log, log[-3000:]
+    assert re.search(r'Epoch\(train\)\s*\[3\]', log)
+    assert not re.search(r'Epoch\(train\)\s*\[[12]\]', log)
+    assert os.stat(first).st_mtime_ns == stamp
     a, meta_a = _weights(osp.join(straight, 'epoch_3.pth'))
     b, meta_b = _weights(osp.join(resumed, 'epoch_3.pth'))
     assert meta_a['epoch'] == meta_b['epoch'] == 3
@@ -77,4 +90,8 @@ def test_dist_train_two_cpu_processes(demo_data, tmp_path):
                     env=dict(PYTHON=sys.executable, PORT='29517'))
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
     log = proc.stdout + proc.stderr
-    assert 'world_size: 2' in log or 'Distributed launcher: pytorch' in log
+    assert 'Distributed training: True' in log
+    # 48 training images, batch 8: each of the 2 ranks runs 3 iterations
+    # (one process alone would run 6)
+    assert re.search(r'Epoch\(train\)\s*\[1\]\[3/3\]', log), log[-3000:]
+    assert not re.search(r'\[\s*\d/6\]', log)

@@ -130,8 +130,9 @@ class MultiLabelMAP(BaseMetric):
     ``'full_label'``: +1 / -1 / 0 ignored) of every data sample; a sample
     without that field falls back to ``gt_label`` (positive indices, every
     other class negative). Entries with target 0 are ignored for their class.
-    Every image counts once: results are de-duplicated by ``sample_idx``
-    (besides mmengine's truncation of the distributed sampler's padding).
+    Every image counts once: results are de-duplicated by ``(sample_idx,
+    img_path)`` (besides mmengine's truncation of the distributed sampler's
+    padding); the path keeps the images of concatenated test sets apart.
 
     Logged keys (prefix ``multi-label``): ``mAP_<ap_style>``, ``CP``, ``CR``,
     ``CF1``, ``OP``, ``OR``, ``OF1`` (threshold ``thr``) and the same with the
@@ -217,19 +218,28 @@ class MultiLabelMAP(BaseMetric):
                     score=score,
                     target=target,
                     sample_idx=int(ds['sample_idx'])
-                    if 'sample_idx' in ds else None))
+                    if 'sample_idx' in ds else None,
+                    img_path=str(ds['img_path'])
+                    if ds.get('img_path') is not None else ''))
+
+    @staticmethod
+    def _key(result: dict):
+        """Identity of an image: ``(sample_idx, img_path)``. The path
+        keeps apart the images of a ``ConcatDataset``, whose sub-datasets
+        each number their samples from 0."""
+        return (result['sample_idx'], result.get('img_path', ''))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         seen, kept = set(), []
         for r in results:
-            key = r.get('sample_idx')
-            if key is not None:
+            if r.get('sample_idx') is not None:
+                key = self._key(r)
                 if key in seen:
                     continue
                 seen.add(key)
             kept.append(r)
         if all(r.get('sample_idx') is not None for r in kept):
-            kept.sort(key=lambda r: r['sample_idx'])
+            kept.sort(key=self._key)
         self.num_images = len(kept)
         scores = np.stack([r['score'] for r in kept])
         targets = np.stack([r['target'] for r in kept])
