@@ -350,6 +350,50 @@ def test_quick_gelu_follows_the_openai_weights(monkeypatch, tmp_path):
     torch.testing.assert_close(h3.train_embed, h1.train_embed)
 
 
+def test_label_embedding_cache_is_keyed_by_model_weights_template_names(
+        monkeypatch, tmp_path):
+    import open_clip
+
+    from mlrpl_mm.models.backbones.open_clip_backbone import \
+        register_open_clip_configs
+    from mlrpl_mm.models.utils import DEFAULT_TEMPLATE, encode_class_names
+    register_open_clip_configs()
+    assert DEFAULT_TEMPLATE == 'There is a {} in the scene'
+    real = open_clip.create_model
+    built = []
+
+    def fake(name, pretrained=None, **kw):      # no download
+        built.append((name, pretrained))
+        torch.manual_seed(len(built))
+        return real('mlrpl-tiny-vit', pretrained=None)
+
+    monkeypatch.setattr(open_clip, 'create_model', fake)
+
+    def enc(**kw):
+        args = dict(class_names=['cat', 'dog'], model_name='mlrpl-tiny-vit',
+                    pretrained='tag', cache_dir=str(tmp_path))
+        args.update(kw)
+        return encode_class_names(**args)
+
+    e1 = enc()
+    assert len(built) == 1 and e1.shape == (2, 64)
+    torch.testing.assert_close(e1.norm(dim=1), torch.ones(2))
+    torch.testing.assert_close(enc(), e1)          # from the disk cache
+    torch.testing.assert_close(enc(template=DEFAULT_TEMPLATE), e1)
+    assert len(built) == 1
+    # each part of the key makes a new entry
+    enc(template='a photo of a {}')
+    enc(class_names=['cat', 'bird'])
+    enc(pretrained='other')
+    enc(model_name='ViT-B-16')
+    assert len(built) == 5
+    assert len(list(tmp_path.iterdir())) == 5
+    # random weights (pretrained=None) are never cached
+    enc(pretrained=None)
+    enc(pretrained=None)
+    assert len(built) == 7 and len(list(tmp_path.iterdir())) == 5
+
+
 def test_nothing_is_downloaded_at_import_or_config_load():
     """Importing every mlrpl_mm module and loading the SigRL configs must not
     try to fetch weights (open_clip's download entry points raise)."""

@@ -31,6 +31,13 @@ def test_sigrl_spml_configs_follow_the_reference():
                                                  weight_decay=0.0)
         assert c.train_cfg.max_epochs == 10 and c.param_scheduler == []
         assert c.train_dataloader.batch_size == 1
+        assert c.model.backbone.trainable == 'all'   # whole tower trained
+        # resize 448 + flip, then 224; ImageNet mean / std
+        steps = [(t.type, t.get('scale')) for t in
+                 c.train_dataloader.dataset.pipeline]
+        assert steps[1:4] == [('Resize', (448, 448)), ('RandomFlip', None),
+                              ('Resize', (224, 224))]
+        assert c.data_preprocessor.mean == [123.675, 116.28, 103.53]
         assert c.train_dataloader.dataset.mode == 'single_positive'
         assert c.val_dataloader.dataset.subset == 'val'
         assert c.val_evaluator.ap_style == 'sklearn'
@@ -51,6 +58,17 @@ def test_sigrl_zero_shot_config():
                                              weight_decay=0.05)
     assert c.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.65
     assert c.param_scheduler[1].eta_min == 1e-7
+    # 2-epoch linear warm-up, then cosine over epochs 2..20
+    warm, cos = c.param_scheduler
+    assert warm.type == 'LinearLR' and (warm.begin, warm.end) == (0, 2)
+    assert cos.type == 'CosineAnnealingLR' and (cos.begin, cos.end) == (2, 20)
+    # weight decay on >= 2-D parameters only, layer-wise decay constructor
+    assert c.optim_wrapper.constructor == \
+        'LearningRateDecayOptimWrapperConstructor'
+    assert c.optim_wrapper.paramwise_cfg.flat_decay_mult == 0.0
+    ra = [t for t in c.train_dataloader.dataset.pipeline
+          if t.type == 'RandAugment']
+    assert len(ra) == 1 and ra[0].magnitude_level == 9
     assert c.train_cfg.max_epochs == 20 and c.train_dataloader.batch_size == 32
     assert c.test_evaluator.topks == (3, 5)
 
