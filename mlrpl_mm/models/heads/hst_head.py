@@ -192,13 +192,13 @@ class HSTHead(BasePartialLabelHead):
                     'but none were computed; add dict(type="CSTPrototypeHook") '
                     'to custom_hooks (or set cst=None)')
             sim = self.cst.similarity(f)
-            cst = torch.clamp(sim - self.cst.margin, 0, 1)
+            cst = self.cst.pseudo_scores(f, sim=sim)
             new = unknown & (cst > 0)
             y_cst = torch.where(new, torch.ones_like(y), y)
             losses['loss_cls_cst'] = w['cls_cst'] * partial_bce_with_logits(logits, y_cst)
             losses['loss_margin_cst'] = w['margin_cst'] * partial_bce_with_logits(cst, y)
             losses['loss_prototype'] = w['prototype'] * self.prototype_loss(
-                sim, y, self.cst.prototype_count > 0)
+                sim, y, self.cst.valid_classes)
             losses['cst_new_pos'] = new.sum().float().detach()
             pseudo['cst'] = new.detach().cpu()
         self.last_pseudo_labels = {k: v.cpu() for k, v in pseudo.items()}

@@ -27,7 +27,7 @@ class CrossSemanticTransfer(BaseModule):
         \mathrm{cst}_{bc} = \mathrm{clamp}(\mathrm{score}_{bc} - m, 0, 1)
 
     with the learnable margin m (init 1.0); a class without prototypes
-    scores 0.
+    scores 0 and gets cst = 0 (no inter pseudo label).
 
     Args:
         num_classes (int): C.
@@ -104,6 +104,17 @@ class CrossSemanticTransfer(BaseModule):
                  < self.prototype_count[:, None]).to(cos.dtype)  # (C, K)
         return (cos * valid).sum(-1) / valid.sum(-1).clamp(min=1)
 
-    def pseudo_scores(self, f: torch.Tensor) -> torch.Tensor:
-        """cst = clamp(score - margin, 0, 1), (B, C)."""
-        return torch.clamp(self.similarity(f) - self.margin, 0, 1)
+    @property
+    def valid_classes(self) -> torch.Tensor:
+        """(C,) bool: classes with at least one prototype."""
+        return self.prototype_count > 0
+
+    def pseudo_scores(self, f: torch.Tensor,
+                      sim: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """cst = clamp(score - margin, 0, 1), (B, C); 0 for a class without
+        prototypes (whatever the margin: a negative learnt margin must not
+        turn every unknown label of such a class positive). ``sim``: the
+        :meth:`similarity` of f when already computed."""
+        sim = self.similarity(f) if sim is None else sim
+        cst = torch.clamp(sim - self.margin, 0, 1)
+        return cst * self.valid_classes.to(cst.dtype)

@@ -83,7 +83,10 @@ def test_phase2_full_loss_matches_spec():
     logits, f, y = out['logits'], out['f'], Y.float()
     q = head.ist(f)
     ist = head.ist.pseudo_scores(q, y)
-    cst = torch.clamp(head.cst.similarity(f) + 0.5, 0, 1)
+    # class 2 has no prototype: no inter pseudo label whatever the margin
+    has_proto = (head.cst.prototype_count > 0).to(f.dtype)
+    assert has_proto.tolist() == [1, 1, 0, 1]
+    cst = torch.clamp(head.cst.similarity(f) + 0.5, 0, 1) * has_proto
     y_ist, y_cst = y.clone(), y.clone()
     for b in range(3):
         for c in range(C):
@@ -144,3 +147,108 @@ def test_ssgrl_head():
     x = (torch.randn(3, 6, 4, 4),)
     loss = head.loss(x, samples(Y))['loss']
     torch.testing.assert_close(loss, partial_bce_with_logits(head(x), Y.float()))
+
+
+def _naive_bce(logits, t):
+    """Partial BCE, entry by entry: mean over t != 0 of BCE(t * x, 1)."""
+    terms = [torch.nn.functional.softplus(-t[b, c] * logits[b, c])
+             for b in range(t.shape[0]) for c in range(t.shape[1]) if t[b, c] != 0]
+    return torch.stack(terms).mean()
+
+
+def _naive_total(head, x, y, phase2, ramp):
+    """hst.md's total loss from naive pieces (loops over pairs / classes)."""
+    import os.path as osp
+    import sys
+    here = osp.dirname(osp.dirname(__file__))
+    sys.path.insert(0, osp.join(here, 'test_layers'))
+    sys.path.insert(0, osp.join(here, 'test_losses'))
+    from test_instance_contrastive_loss import (naive_reference_mining,
+                                                naive_terms_class_major)
+    from test_intra_semantic_transfer import naive_q
+    out = head.trunk(x)  # the trunk itself is checked against its naive form
+    logits, f = out['logits'], out['f']
+    B = y.shape[0]
+    pairs = [(i, j) for i in range(C) for j in range(i + 1, C)]
+    q = naive_q(head.ist, f)
+    cooc = []
+    for b in range(B):
+        for k, (i, j) in enumerate(pairs):
+            p = torch.sigmoid(q[b, k])
+            if y[b, i] == 1 and y[b, j] == 1:
+                cooc.append(-(1 - p) * torch.log(p.clamp(min=1e-8)))
+            else:
+                pn = torch.clamp(1 - p + 0.05, max=1)
+                cooc.append(-(1 - pn) ** 2 * torch.log(pn.clamp(min=1e-8)))
+    pp, pn, nn_ = naive_terms_class_major(f, y)
+    g = torch.Generator().manual_seed(0)
+    inst = torch.stack(pp + naive_reference_mining(pn, len(pp), g) +
+                       naive_reference_mining(nn_, len(pp), g)).mean()
+    total = _naive_bce(logits, y) + 10 * ramp * torch.stack(cooc).mean() + \
+        0.05 * ramp * inst
+    if not phase2:
+        return total
+    ist = torch.zeros(B, C, dtype=f.dtype)
+    cst = torch.zeros(B, C, dtype=f.dtype)
+    d = torch.zeros(B, C, dtype=f.dtype)
+    P = head.cst.prototypes
+    for b in range(B):
+        pos = [j for j in range(C) if y[b, j] == 1]
+        for c in range(C):
+            s = 0
+            for j in pos:
+                s = s + (1.0 if j == c else torch.sigmoid(
+                    q[b, pairs.index((min(c, j), max(c, j)))]))
+            ist[b, c] = torch.clamp(s / max(1, len(pos)) - head.ist.margin, 0, 1)
+            K = int(head.cst.prototype_count[c])
+            if K:
+                d[b, c] = torch.stack([torch.nn.functional.cosine_similarity(
+                    f[b, c], P[c, k].to(f.dtype), dim=0) for k in range(K)]).mean()
+                cst[b, c] = torch.clamp(d[b, c] - head.cst.margin, 0, 1)
+    y_ist = torch.where((y == 0) & (ist > 0), torch.ones_like(y), y)
+    y_cst = torch.where((y == 0) & (cst > 0), torch.ones_like(y), y)
+    proto = [1 + y[b, c] * d[b, c] for b in range(B) for c in range(C)
+             if y[b, c] != 0 and head.cst.prototype_count[c] > 0]
+    return total + _naive_bce(logits, y_ist) + _naive_bce(logits, y_cst) + \
+        0.1 * _naive_bce(ist, y) + 0.1 * _naive_bce(cst, y) + \
+        0.05 * torch.stack(proto).mean()
+
+
+@pytest.mark.parametrize('epoch,it,ramp', [(0, 5, 0.5), (6, 3, 1.0)])
+def test_total_loss_and_gradients_match_naive(epoch, it, ramp):
+    """Sum of the loss terms of each phase (ramp in epoch 0, every term from
+    epoch 5) and its gradient w.r.t. every parameter (margins included)."""
+    torch.manual_seed(2)
+    head = build(ist=dict(type='IntraSemanticTransfer', margin_init=0.3),
+                 cst=dict(type='CrossSemanticTransfer', num_prototypes=2,
+                          margin_init=-0.5)).double()
+    head.set_label_graph(torch.rand(C, C))
+    head.cst.update_prototypes(torch.tensor([0, 0, 1, 3, 3, 3]),
+                               torch.randn(6, 5), 5)
+    # the last row has no known positive: its ist scores are 0
+    y = torch.tensor([[1, 0, -1, 1], [1, 1, 0, -1], [0, -1, 1, 1],
+                      [-1, 1, 0, -1], [1, -1, -1, 0], [0, -1, 0, 0]]).double()
+    x = torch.randn(6, 6, 4, 4, dtype=torch.float64)
+    set_progress(epoch, it=it)
+    params = [p for p in head.parameters() if p.requires_grad]
+    head.instance_loss.generator.manual_seed(0)
+    losses = head.loss((x, ), samples(y))
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    g1 = torch.autograd.grad(total, params, allow_unused=True)
+    ref = _naive_total(head, x, y, epoch >= 5, ramp)
+    g2 = torch.autograd.grad(ref, params, allow_unused=True)
+    torch.testing.assert_close(total.double(), ref, atol=1e-6, rtol=1e-5)
+    if epoch >= 5:  # both kinds of pseudo labels, and unknowns left unknown
+        assert 0 < losses['ist_new_pos'] < (y == 0).sum()
+        assert 0 < losses['cst_new_pos'] < (y == 0).sum()
+    n_checked = 0
+    for p, a, b in zip(params, g1, g2):
+        a = torch.zeros_like(p) if a is None else a
+        b = torch.zeros_like(p) if b is None else b
+        torch.testing.assert_close(a.double(), b.double(), atol=1e-5, rtol=1e-5)
+        n_checked += int(a.abs().sum() > 0)
+    assert n_checked > 10
+    if epoch >= 5:
+        idx = {id(p): i for i, p in enumerate(params)}
+        assert g1[idx[id(head.ist.margin)]] is not None
+        assert g1[idx[id(head.cst.margin)]].abs() > 0

@@ -44,6 +44,15 @@ def test_prototypes_similarity_and_pseudo_scores():
                                          for j in range(k)]).mean()
     torch.testing.assert_close(sim, ref, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(cst.pseudo_scores(f), torch.clamp(ref - 0.2, 0, 1))
+    # a negative learnt margin: still no pseudo label for class 2 (no prototype)
+    with torch.no_grad():
+        cst.margin.fill_(-0.3)
+    valid = torch.tensor([1., 1., 0.])
+    torch.testing.assert_close(cst.pseudo_scores(f), torch.clamp(ref + 0.3, 0, 1) * valid)
+    assert (cst.pseudo_scores(f)[:, 2] == 0).all()
+    torch.testing.assert_close(cst.pseudo_scores(f, sim=sim), cst.pseudo_scores(f))
+    with torch.no_grad():
+        cst.margin.fill_(0.2)
     g1, = torch.autograd.grad(sim.sum(), f)
     g2, = torch.autograd.grad(ref.sum(), f)
     torch.testing.assert_close(g1, g2, atol=1e-5, rtol=1e-5)

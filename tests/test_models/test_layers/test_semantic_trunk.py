@@ -58,3 +58,46 @@ def test_clear_errors():
         t.set_label_graph(torch.zeros(3, 3))
     with pytest.raises(ValueError, match='NaN'):
         t.set_label_graph(torch.full((4, 4), float('nan')))
+
+
+def test_trunk_matches_naive_equations_forward_and_grad():
+    """Pool + 1x1 conv + BN (eval), SD (the literal (B, N, C, I) / (B, N, C, D)
+    form), the gated GNN one class at a time and the classifier
+    o_c = tanh(Wo [h_c; f_c] + bo), logit_c = <u_c, o_c> + e_c; forward and
+    gradients of every parameter and the input, float64, 1e-5."""
+    import sys
+    import os.path as osp
+    sys.path.insert(0, osp.dirname(__file__))
+    from test_gated_gnn_and_classifier import naive_ggnn
+    from test_semantic_decoupling import naive_sd
+    torch.manual_seed(4)
+    t = build(sd_chunk_size=3).double().eval()
+    t.set_label_graph(torch.rand(4, 4, dtype=torch.float64))
+    x = torch.randn(2, 6, 4, 4, dtype=torch.float64, requires_grad=True)
+    gl = torch.randn(2, 4, dtype=torch.float64)
+    params = [p for p in t.parameters() if p.requires_grad]
+    out = t(x)['logits']
+    g1 = torch.autograd.grad((out * gl).sum(), params + [x])
+
+    conv, bn = t.reduction
+    p = F.avg_pool2d(x, 2, 2)
+    feat = F.conv2d(p, conv.weight)
+    feat = (feat - bn.running_mean[:, None, None]) / torch.sqrt(
+        bn.running_var[:, None, None] + bn.eps) * bn.weight[:, None, None] + \
+        bn.bias[:, None, None]
+    f, _, _ = naive_sd(t.sd, feat, t.class_embedding())
+    h = naive_ggnn(t.gnn, f, t.adj)
+    logits = torch.zeros(2, 4, dtype=torch.float64)
+    rows = []
+    for b in range(2):
+        row = []
+        for c in range(4):
+            o = torch.tanh(t.fc_out.weight @ torch.cat([h[b, c], f[b, c]]) + t.fc_out.bias)
+            row.append(t.classifier.weight[c] @ o + t.classifier.bias[c])
+        rows.append(torch.stack(row))
+    logits = torch.stack(rows)
+    g2 = torch.autograd.grad((logits * gl).sum(), params + [x], allow_unused=True)
+    torch.testing.assert_close(out, logits, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g1, g2):
+        b = torch.zeros_like(a) if b is None else b
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
