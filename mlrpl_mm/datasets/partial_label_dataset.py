@@ -42,7 +42,9 @@ class PartialLabelDataset(BaseDataset):
 
     Hidden labels: unless ``hide_full_labels=False`` (default: hidden except
     for the ``'val'`` subset) the data infos that reach the pipeline carry no
-    ``full_label`` and no ``gt_label``; only ``partial_label``. The full labels
+    ``full_label``, ``gt_label``, ``gt_score`` or other ``*_label`` field of
+    the inner dataset (e.g. NUS-WIDE's ``unseen_label``); only
+    ``partial_label``. The full labels
     stay in :attr:`hidden_full_labels` for diagnostics hooks.
 
     ``sample_idx`` of each info is the index in this wrapper (what heads use to
@@ -245,8 +247,12 @@ class PartialLabelDataset(BaseDataset):
         info['ori_sample_idx'] = ori
         info['sample_idx'] = idx
         if self.hide_full_labels:
-            info.pop('full_label', None)
-            info.pop('gt_label', None)
+            # every label field of the inner dataset is a full label:
+            # full_label, gt_label / gt_score (mmpretrain) and the extra
+            # label sets such as NUS-WIDE's '<set>_label'
+            for key in [k for k in info if k in ('gt_label', 'gt_score')
+                        or (k.endswith('_label') and k != 'partial_label')]:
+                del info[key]
         else:
             info['full_label'] = self._full[idx].copy()
         return info

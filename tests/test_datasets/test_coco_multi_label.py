@@ -136,3 +136,37 @@ def test_coco_indices_and_subset_keep_labels_aligned(coco):
     full.get_subset_(-3)
     np.testing.assert_array_equal(full.full_labels, lab[-3:])
     assert full.get_data_info(0)['img_id'] == coco['img_ids']['train'][-3]
+
+
+def test_100k_images_build_without_reading_any_image(tmp_path):
+    """Building a 100k-image dataset (and its partial-label wrapper) reads
+    only the annotation file: the image directory does not even exist."""
+    import time
+    n = 100_000
+    rng = np.random.RandomState(0)
+    ids = rng.permutation(10**6)[:n]
+    images = [dict(id=int(i), file_name=f'{i:012d}.jpg', width=8, height=8)
+              for i in ids]
+    cats = rng.choice([1, 2, 3, 5, 90], 2 * n)
+    anns = [dict(id=k, image_id=int(ids[k % n]), category_id=int(c),
+                 iscrowd=0, bbox=[0, 0, 1, 1], area=1)
+            for k, c in enumerate(cats)]
+    (tmp_path / 'annotations').mkdir()
+    (tmp_path / 'annotations' / 'instances_train2014.json').write_text(
+        json.dumps(dict(images=images, annotations=anns, categories=[
+            dict(id=i, name=str(i)) for i in (90, 1, 2, 3, 5)])))
+    t0 = time.time()
+    with mock.patch('PIL.Image.open') as pil, \
+            mock.patch('cv2.imread') as cv, \
+            mock.patch('mmengine.fileio.get') as get:
+        ds = DATASETS.build(dict(type='PartialLabelDataset', known_ratio=0.3,
+                                 dataset=dict(type='CocoMultiLabel',
+                                              data_root=str(tmp_path),
+                                              split='train')))
+        info = ds.get_data_info(n - 1)
+    elapsed = time.time() - t0
+    assert not pil.called and not cv.called and not get.called
+    assert not (tmp_path / 'train2014').exists()
+    assert len(ds) == n and ds.partial_labels.shape == (n, 5)
+    assert info['img_path'].endswith(f'{ids[-1]:012d}.jpg')
+    assert elapsed < 30, f'{elapsed:.1f} s to build 100k infos'

@@ -165,3 +165,25 @@ def test_wrapper_pipeline_overrides_inner(coco):
     np.testing.assert_array_equal(out['data_samples'].partial_label,
                                   ds.partial_labels[3])
     assert out['data_samples'].sample_idx == 3
+
+
+def test_cooccurrence_graph_matches_naive_counts():
+    """A[i, j] = #(y_i = +1 and y_j = +1) / #(y_i = +1) over the known
+    labels; a class without a known positive gets a zero row (no NaN);
+    unknown (0) and negative entries never count."""
+    rng = np.random.RandomState(3)
+    y = rng.choice([-1, 0, 1], size=(40, 6), p=[0.5, 0.3, 0.2]).astype(
+        np.int8)
+    y[:, 4] = np.where(y[:, 4] == 1, 0, y[:, 4])  # class 4: no known positive
+    n, c = y.shape
+    expected = np.zeros((c, c))
+    for i in range(c):
+        den = sum(y[k, i] == 1 for k in range(n))
+        for j in range(c):
+            num = sum(y[k, i] == 1 and y[k, j] == 1 for k in range(n))
+            expected[i, j] = num / den if den else 0.0
+    got = cooccurrence_graph(y)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
+    assert (got[4] == 0).all() and (got[:, 4] == 0).all()
+    assert (np.diag(got)[[0, 1, 2, 3, 5]] == 1).all()

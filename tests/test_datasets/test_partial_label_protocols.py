@@ -34,6 +34,51 @@ def voc_as_mmpretrain_dataset(voc_train, tmp_path_factory):
     return str(path)
 
 
+#: SHA-256 of the published files (HCP-MLR-PL, partial-labels/VOC2007) as
+#: copied into tests/data: the bit-exact test below compares our generator
+#: with these files, so they must stay the published ones (never regenerated
+#: from our own output).
+PUBLISHED_SHA256 = {
+    'original-labels/train.txt':
+    '5d0490258a63e0874c3a8ff238168fce3372392cce88a90551422a531ee39378',
+    'original-labels/val.txt':
+    '325e0b173c30953bf1e623a51dc2c4fcdaf81f54c7efc6a18e828d698a3842bb',
+    'partial-labels/train_proportion_0.1.txt':
+    '7d79cc874d7f1bc7cc37084e91ef7085eabaeb648ed18cd07c0fc489be721d17',
+    'partial-labels/train_proportion_0.2.txt':
+    '1d44c4255b1721ebfd1d59ea86a583215741b56f8ce0cfb1ba28af8557a91028',
+    'partial-labels/train_proportion_0.3.txt':
+    'feeea71c8b2a2ed41d900f3409c180287b1f242bc3dcfca4142c2ca033bbcdf3',
+    'partial-labels/train_proportion_0.4.txt':
+    '902a7e286bcb7de3d6bc041e2a1b898e6f602c0aff43c055cc7a02171e079b1f',
+    'partial-labels/train_proportion_0.5.txt':
+    '5457aeda767431d7d2f678a86b2907025f37b7a3d1b6724908f966c209488762',
+    'partial-labels/train_proportion_0.6.txt':
+    '5f23fd19045e8ded90b4f3b870651fc7a61f1ffc63a53b6c8f3ab1a0d4fd8663',
+    'partial-labels/train_proportion_0.7.txt':
+    '79dbeb86faafa65fb52d83d31001af25a70096e566e8914fec5e4f1247720f3d',
+    'partial-labels/train_proportion_0.8.txt':
+    '56ebdb536524c5483c44c5b59436280b2cae84399c8799a0f5911341e4d536f3',
+    'partial-labels/train_proportion_0.9.txt':
+    'b52a30ac8b8f6525cf93712f7f0ed67d3b3c99056d9d0dc9c842bec6ca8d631e',
+}
+#: The read-only shared copy of the published files, where present.
+SHARED = osp.join(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))), '..', 'shared', 'data', 'voc2007_labels')
+
+
+@pytest.mark.parametrize('name', sorted(PUBLISHED_SHA256))
+def test_fixture_files_are_the_published_ones(name):
+    import hashlib
+    with open(osp.join(DATA, name), 'rb') as f:
+        data = f.read()
+    assert hashlib.sha256(data).hexdigest() == PUBLISHED_SHA256[name]
+    shared = osp.join(SHARED, name)
+    if osp.isfile(shared):  # byte-identical to the shared copy
+        with open(shared, 'rb') as f:
+            assert f.read() == data
+
+
 def test_published_matrix_shapes(voc_train):
     assert voc_train.shape == (5011, 20)
     assert set(np.unique(voc_train)) == {-1, 1}

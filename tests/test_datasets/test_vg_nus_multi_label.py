@@ -148,3 +148,54 @@ def test_nus_drop_empty_and_errors(nus, tmp_path):
     os.remove(osp.join(root, 'Concepts81.txt'))
     with pytest.raises(FileNotFoundError, match='Concepts81.txt'):
         DATASETS.build(dict(type='NUSWideMultiLabel', data_root=root))
+
+
+def test_wrapper_hides_extra_label_sets_of_training_images(tmp_path):
+    """The other label sets of NUS-WIDE (e.g. the unseen concepts of a
+    zero-shot training split) are full labels too: hidden by the wrapper."""
+    nus = make_nus_wide_fixture(str(tmp_path), num_train=5, num_test=2,
+                                seed=4)
+    inner = dict(type='NUSWideMultiLabel', data_root=nus['data_root'],
+                 split='train', label_set='seen',
+                 extra_label_sets=('unseen', ))
+    ds = DATASETS.build(dict(type='PartialLabelDataset', known_ratio=0.5,
+                             dataset=inner))
+    info = ds.get_data_info(2)
+    assert not [k for k in info if k.endswith('_label')
+                and k != 'partial_label']
+    assert 'gt_label' not in info
+    np.testing.assert_array_equal(info['partial_label'], ds.partial_labels[2])
+    shown = DATASETS.build(dict(type='PartialLabelDataset', known_ratio=0.5,
+                                dataset=inner, hide_full_labels=False))
+    np.testing.assert_array_equal(shown.get_data_info(2)['unseen_label'],
+                                  nus['concept_labels']['train'][2])
+
+
+def test_loaders_read_no_image_at_build(tmp_path):
+    """VOC, VG and NUS-WIDE build from their annotation files alone: with the
+    image directories removed the datasets still build (images are loaded
+    lazily by the pipeline)."""
+    import shutil
+    from unittest import mock
+
+    from tests.fixtures import make_voc_fixture
+    voc = make_voc_fixture(str(tmp_path / 'voc'),
+                           split_sizes=dict(trainval=4))
+    vg = make_vg_fixture(str(tmp_path / 'vg'), num_train=4, num_test=2,
+                         num_classes=200, seed=0)
+    nus = make_nus_wide_fixture(str(tmp_path / 'nus'), num_train=4,
+                                num_test=2, seed=0)
+    shutil.rmtree(osp.join(voc['data_root'], 'JPEGImages'))
+    shutil.rmtree(osp.join(vg['data_root'], 'VG_100K'))
+    shutil.rmtree(osp.join(nus['data_root'], 'Flickr'))
+    cfgs = [dict(type='VOCMultiLabel', data_root=voc['data_root']),
+            dict(type='VGMultiLabel', data_root=vg['data_root']),
+            dict(type='NUSWideMultiLabel', data_root=nus['data_root'],
+                 label_set='all')]
+    with mock.patch('PIL.Image.open') as pil, mock.patch('cv2.imread') as cv:
+        for cfg in cfgs:
+            ds = DATASETS.build(dict(type='PartialLabelDataset',
+                                     known_ratio=0.5, dataset=cfg))
+            assert len(ds) == 4
+            ds.get_data_info(3)
+    assert not pil.called and not cv.called
