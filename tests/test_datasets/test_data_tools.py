@@ -143,3 +143,84 @@ def test_record_checksums_updates(tmp_path):
     a.write_text('2')
     sums = record_checksums([str(a)], m)
     assert sums['a.txt'] == hashlib.sha256(b'2').hexdigest()
+
+
+def _vg_objects(rng, num_images=30, vocab=8):
+    """A tiny objects.json: image i has a few objects named 'obj<k>' (with
+    case / space noise) and sometimes none."""
+    entries = []
+    for i in range(num_images):
+        objs = []
+        for _ in range(rng.randint(0, 5)):
+            k = min(int(rng.exponential(2.0)), vocab - 1)
+            name = f'obj{k}' if rng.rand() < 0.7 else f' OBJ{k} '
+            objs.append(dict(object_id=len(objs), names=[name],
+                             synsets=[f'obj{k}.n.01'], x=0, y=0, w=1, h=1))
+        folder = 'VG_100K' if i % 2 else 'VG_100K_2'
+        entries.append(dict(image_id=1000 + i, objects=objs,
+                            image_url=f'https://x/{folder}/{1000 + i}.jpg'))
+    return entries
+
+
+def test_prepare_vg_from_raw_objects(tmp_path, capsys):
+    import json
+    from collections import Counter
+
+    from mmpretrain.registry import DATASETS
+    rng = np.random.RandomState(0)
+    objects = _vg_objects(rng)
+    raw = tmp_path / 'objects.json'
+    raw.write_text(json.dumps(objects))
+    out = str(tmp_path / 'vg')
+    tool('prepare_vg')(['--objects', str(raw), '--out-dir', out,
+                        '--num-classes', '5', '--num-test', '10'])
+    # naive: instance counts of the normalised first names, ties by name
+    counts = Counter(o['names'][0].strip().lower() for e in objects
+                     for o in e['objects'])
+    top = sorted(counts, key=lambda n: (-counts[n], n))[:5]
+    with open(osp.join(out, 'vg_category_5.txt')) as f:
+        assert f.read().split() == top
+    perm = np.random.RandomState(0).permutation(len(objects))
+    names = [f'{1000 + i}.jpg' for i in range(len(objects))]
+    test_names = [names[i] for i in np.sort(perm[:10])]
+    with open(osp.join(out, 'test_list.txt')) as f:
+        assert f.read().split() == test_names
+    ds = DATASETS.build(dict(type='VGMultiLabel', data_root=out,
+                             split='test', num_classes=5,
+                             label_file='vg_category_5_labels_index.json',
+                             classes_file='vg_category_5.txt'))
+    assert ds.metainfo['classes'] == tuple(top)
+    for row, name in enumerate(test_names):
+        e = objects[int(name[:-4]) - 1000]
+        present = {o['names'][0].strip().lower() for o in e['objects']}
+        expected = [1 if c in present else -1 for c in top]
+        np.testing.assert_array_equal(ds.full_labels[row], expected)
+    assert (ds.full_labels == -1).all(1).any()  # empty images are kept
+    assert check_manifest(out) == {
+        'vg_category_5.txt', 'vg_category_5_labels_index.json',
+        'train_list.txt', 'test_list.txt'}
+    # reference lists: reproduced as given, unknown names refused by name
+    (tmp_path / 'tr.txt').write_text('\n'.join(names[:20]) + '\n')
+    (tmp_path / 'te.txt').write_text('\n'.join(names[20:]) + '\n')
+    out2 = str(tmp_path / 'vg2')
+    tool('prepare_vg')(['--objects', str(raw), '--out-dir', out2,
+                        '--num-classes', '5', '--train-list',
+                        str(tmp_path / 'tr.txt'), '--test-list',
+                        str(tmp_path / 'te.txt'), '--drop-empty'])
+    with open(osp.join(out2, 'train_list.txt')) as f:
+        kept = f.read().split()
+    assert kept == [n for n in names[:20]
+                    if any(o['names'][0].strip().lower() in top
+                           for o in objects[int(n[:-4]) - 1000]['objects'])]
+    (tmp_path / 'te.txt').write_text('999.jpg\n')
+    with pytest.raises(ValueError, match=r"not in .*objects.json.*999.jpg"):
+        tool('prepare_vg')(['--objects', str(raw), '--out-dir', out2,
+                            '--num-classes', '5', '--train-list',
+                            str(tmp_path / 'tr.txt'), '--test-list',
+                            str(tmp_path / 'te.txt')])
+    raw.write_text('[{"image_id": 1, "objects": [')
+    with pytest.raises(ValueError, match='malformed objects file'):
+        tool('prepare_vg')(['--objects', str(raw), '--out-dir', out2])
+    raw.write_text(json.dumps([{'image_id': 1}]))
+    with pytest.raises(ValueError, match=r'objects.json: entry 0'):
+        tool('prepare_vg')(['--objects', str(raw), '--out-dir', out2])
