@@ -429,6 +429,27 @@ def test_head_loss_gradients_reach_every_module():
         head.loss((P, g), _samples([[1, 0], [0, 1]]))
 
 
+def test_head_with_role_loss_updates_the_estimates():
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    c = Config.fromfile(osp.join(root, 'configs', 'sigrl_voc_spml_role.py'))
+    assert c.model.head.loss == dict(type='ROLELoss', expected_num_pos=1.5,
+                                     estimator_lr=1e-4)
+    torch.manual_seed(0)
+    head = _tiny_head(loss=dict(c.model.head.loss, estimator_lr=0.1)).train()
+    P = torch.randn(2, 5, 32, requires_grad=True)
+    g = torch.randn(2, 32, requires_grad=True)
+    samples = _samples([[1, 0, 0], [0, 0, 1]])
+    losses = head.loss((P, g), samples)
+    role = head.loss_module
+    assert role.est_logits.shape == (2, 3) and int(role.adam_step) == 1
+    before = role.est_logits.clone()
+    losses['loss_cls'].backward()
+    assert P.grad.abs().sum() > 0
+    head.loss((P.detach(), g.detach()), samples)
+    assert not torch.allclose(before, role.est_logits)
+
+
 def test_layer_wise_lr_decay_with_mmpretrain_constructor():
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
