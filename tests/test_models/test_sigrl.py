@@ -140,6 +140,22 @@ def test_svfr_matches_naive_forward_and_grad(chunk, ckpt):
         torch.testing.assert_close(a1, a2, atol=1e-10, rtol=1e-7)
 
 
+def test_sda_is_a_channel_wise_softmax_over_patches():
+    """M_bc = sum_l softmax_l(W_s tanh(P_bl * E_c) + b_s) * P_bl, written
+    with explicit loops over (b, c)."""
+    torch.manual_seed(0)
+    m = MODELS.build(dict(type='SVFR', embed_dims=4, class_chunk=2)).double()
+    P = torch.randn(2, 3, 4, dtype=torch.float64)
+    E = torch.randn(5, 4, dtype=torch.float64)
+    M = m.semantic_features(P, E)
+    W, bias = m.sda_fc.weight, m.sda_fc.bias
+    for b in range(2):
+        for c in range(5):
+            u = torch.tanh(P[b] * E[c]) @ W.t() + bias           # (L, D)
+            a = torch.exp(u) / torch.exp(u).sum(0, keepdim=True)  # over l
+            torch.testing.assert_close(M[b, c], (a * P[b]).sum(0))
+
+
 def test_svfr_float32_chunked_equals_unchunked():
     torch.manual_seed(1)
     m = MODELS.build(dict(type='SVFR', embed_dims=16, class_chunk=3))
