@@ -80,10 +80,11 @@ def main(argv=None):
     if args.out and args.out_item == 'pred':
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
-    _shutdown_distributed()
-    if args.out and args.out_item == 'metrics':
+    from mmengine.dist import is_main_process
+    if args.out and args.out_item == 'metrics' and is_main_process():
         with open(args.out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    _shutdown_distributed()
     return metrics
 
 

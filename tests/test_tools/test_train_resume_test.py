@@ -81,6 +81,20 @@ def test_test_tool_reproduces_validation_map(demo_data, tmp_path):
     val = [r for r in load_scalars(work) if key in r][-1]
     assert test_metrics[key] == pytest.approx(val[key], abs=1e-6)
     assert 0.0 < test_metrics[key] <= 100.0
+    # tools/dist_test.sh: 2 CPU processes give the same metrics exactly
+    # (every image once); the JSON is written by rank 0 only
+    dist_out = str(tmp_path / 'metrics_dist.json')
+    proc = run_tool(['bash', 'tools/dist_test.sh', CFG,
+                     osp.join(work, 'epoch_1.pth'), '2', '--out', dist_out,
+                     '--out-item', 'metrics'] +
+                    tiny_options(demo_data, str(tmp_path / 'td'), 1),
+                    env=dict(PYTHON=sys.executable, PORT='29519'))
+    assert 'Distributed training: True' in proc.stdout + proc.stderr
+    with open(dist_out) as f:
+        dist_metrics = json.load(f)
+    assert dist_metrics.keys() == test_metrics.keys()
+    for k, v in test_metrics.items():
+        assert dist_metrics[k] == pytest.approx(v, rel=1e-12, abs=1e-12), k
 
 
 def test_dist_train_two_cpu_processes(demo_data, tmp_path):
