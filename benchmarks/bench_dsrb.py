@@ -6,10 +6,15 @@ BCE + instance contrastive + IPRB + PPRB, blending phase) on a backbone map
 (B, 2048, 2H, 2W) -> 2x2 pooling -> (B, 1024, H, W), for B = 8, D = 1024,
 C in {80, 200}, H = W in {7, 14}. Variants:
 
-- ``literal``: the formulation of dsrb.md as the reference writes it: the
-  attention-weighted maps F (B, N, C, D) are materialised, blended (IPRB with
-  the reversed batch, PPRB with spatial prototypes (C, 4, N, D)), summed over
-  N, and the three branches go through the gated GNN one after the other.
+- ``literal``: the reference's formulation (HCP-MLR-PL model/DSRB.py,
+  :class:`LiteralDSRBHead`): the repeat-based semantic decoupling
+  (``literal_sd`` imported from bench_hst.py), the attention-weighted maps
+  F (B, N, C, D) materialised and blended on the maps (IPRB with the
+  reversed batch, PPRB with spatial prototypes (C, 4, N, D) gathered for
+  every (image, class)), summed over N, and the three branches through the
+  reference's gated GNN (adjacency repeated over the batch, six separate
+  linears) one after the other. None of the optimised trunk pieces
+  (collapsed / chunked SD, fused GNN) is used by it.
 - ``pooled_sep``: :class:`DSRBHead` (pooled (B, C, D) blending, (C, 4, D)
   prototypes, energy map (B, N, C)) with the branches classified separately.
 - ``pooled``: :class:`DSRBHead` as configured by default (the three branches
@@ -45,7 +50,7 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-VARIANTS = ('literal', 'pooled_sep', 'pooled')
+VARIANTS = ('literal', 'literal_bcast', 'pooled_sep', 'pooled')
 
 
 def rss_kb() -> int:
@@ -97,7 +102,8 @@ def build(C: int, H: int, B: int, D: int, variant: str, seed: int = 0,
     hub.update_info('max_epochs', 20)
     hub.update_info('max_iters', 2000)
     torch.manual_seed(seed)
-    cls = LiteralDSRBHead if variant == 'literal' else None
+    literal = variant.startswith('literal')
+    cls = LiteralDSRBHead if literal else None
     cfg = dict(
         type='DSRBHead', num_classes=C, in_channels=2048,
         trunk=dict(type='SemanticTrunk', feat_channels=D, inter_channels=512,
@@ -117,9 +123,10 @@ def build(C: int, H: int, B: int, D: int, variant: str, seed: int = 0,
     head.set_label_graph(torch.rand(C, C, generator=g))
     N = H * H
     valid = torch.ones(C, dtype=torch.bool)
-    if spatial or variant == 'literal':
+    if spatial or literal:
         proto_map = torch.randn(C, 4, N, D, generator=g) / N
-        if variant == 'literal':
+        if literal:
+            head.repeat = variant == 'literal'
             head.proto_map = proto_map  # spatial prototypes (C, 4, N, D)
         head.pprb.set_prototypes(proto_map.sum(2), valid, 5)
         del proto_map
@@ -137,52 +144,186 @@ def build(C: int, H: int, B: int, D: int, variant: str, seed: int = 0,
     return head, x, samples
 
 
+def _bench_hst_literal_sd():
+    """``literal_sd`` of benchmarks/bench_hst.py (the reference's
+    repeat-based semantic decoupling), imported, not copied."""
+    here = osp.dirname(osp.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    from bench_hst import literal_sd
+    return literal_sd
+
+
+def _gnn_weights(gnn):
+    """The six (weight, bias) pairs (W_z, U_z, W_r, U_r, W, U) of the trunk's
+    gated GNN, whatever its internal layout (separate or fused linears)."""
+    import torch
+    if hasattr(gnn, 'w_z'):
+        return [(m.weight, m.bias) for m in
+                (gnn.w_z, gnn.u_z, gnn.w_r, gnn.u_r, gnn.w_h, gnn.u_h)]
+    D = gnn.in_channels
+    # fused layout: one 2D -> 3D linear for (W_z, W_r, W) and one D -> 2D
+    # linear for (U_z, U_r), plus U separately
+    fused = [m for m in gnn.modules() if isinstance(m, torch.nn.Linear)]
+    w3 = [m for m in fused if tuple(m.weight.shape) == (3 * D, 2 * D)]
+    u2 = [m for m in fused if tuple(m.weight.shape) == (2 * D, D)]
+    u1 = [m for m in fused if tuple(m.weight.shape) == (D, D)]
+    if len(w3) != 1 or len(u2) != 1 or len(u1) != 1:
+        raise RuntimeError('bench_dsrb: unknown GatedGNN layout; update '
+                           '_gnn_weights')
+    (w3,), (u2,), (u1,) = w3, u2, u1
+
+    def part(m, i):
+        return m.weight[i * D:(i + 1) * D], m.bias[i * D:(i + 1) * D]
+    return [part(w3, 0), part(u2, 0), part(w3, 1), part(u2, 1), part(w3, 2),
+            (u1.weight, u1.bias)]
+
+
+def literal_gnn(gnn):
+    """The reference's gated GNN (HCP-MLR-PL model/GraphNeuralNetwork.py):
+    adjacency repeated over the batch and ``bmm``, six separate linears on
+    the flattened (B C, .) nodes. Same weights as ``gnn``."""
+    import torch
+    import torch.nn.functional as F
+
+    def forward(h, adj):
+        (wz, bz), (uz, cz), (wr, br), (ur, cr), (wh, bh), (uh, ch) = \
+            _gnn_weights(gnn)
+        B, C, D = h.shape
+        in_m = adj.repeat(B, 1).view(B, C, C)
+        out_m = adj.t().repeat(B, 1).view(B, C, C)
+        nodes = h
+        for _ in range(gnn.num_steps):
+            a = torch.cat((torch.bmm(in_m, nodes), torch.bmm(out_m, nodes)),
+                          2).view(B * C, -1)
+            flat = nodes.reshape(B * C, -1)
+            z = torch.sigmoid(F.linear(a, wz, bz) + F.linear(flat, uz, cz))
+            r = torch.sigmoid(F.linear(a, wr, br) + F.linear(flat, ur, cr))
+            hh = torch.tanh(F.linear(a, wh, bh) + F.linear(r * flat, uh, ch))
+            nodes = ((1 - z) * flat + z * hh).view(B, C, D)
+        return nodes
+    return forward
+
+
 def _literal_class():
     import torch
     from mmpretrain.registry import MODELS  # noqa: F401
 
     import mlrpl_mm  # noqa: F401
     from mlrpl_mm.models.heads.dsrb_head import DSRBHead
-    from mlrpl_mm.models.layers.pprb import energy_quadrants
     from mlrpl_mm.utils import get_train_progress
+    literal_sd = _bench_hst_literal_sd()
 
     class LiteralDSRBHead(DSRBHead):
-        """DSRB loss on materialised (B, N, C, D) maps (reference-style)."""
+        """DSRB loss in the reference's formulation (HCP-MLR-PL model/DSRB.py).
+
+        - semantic decoupling: ``literal_sd`` of bench_hst.py (W1 x_n and
+          W2 w_c repeated to (B N, C, I), W3 then W4 on the (B N C, I) block,
+          pooling through a repeated (B, N, C, D) map);
+        - F (B, N, C, D) = alpha x (the reference's featuremapWithCoef);
+          literal_sd keeps its own F internal, so F is built once more here
+          by broadcasting (the reference also repeats the coefficient to
+          (B, N, C, D), so this is not heavier than the reference);
+        - IPRB: coefficient matrix (B, C) (alpha where y = 0 and y' = +1, else
+          1), target m y + (1 - m) y', blend m F + (1 - m) flip(F) on the
+          maps, sum over N;
+        - PPRB: quadrant of every (b, c) from F.sum(-1) (reference argmax
+          rule), a shifted quadrant for every (b, c), the spatial prototype
+          (C, 4, N, D) gathered for every (b, c) into a (B, N, C, D) map,
+          beta F + (1 - beta) P, then the one-hot class matrix selects it on
+          the maps, sum over N;
+        - the three branches through the reference's gated GNN one after
+          the other (:func:`literal_gnn`), then tanh(W_o [h; f]) and the
+          element-wise classifier.
+
+        ``repeat`` = True (variant ``literal``) does the reference's
+        ``.repeat`` calls as written: the coefficient and the map repeated to
+        (B, N, C, D) before their product, the blend masks repeated to
+        (B, N, C, D), the prototypes repeated over the batch (B, C, 4, N, D)
+        and picked with ``(index == q)`` masks. ``repeat`` = False (variant
+        ``literal_bcast``) is the same formulation with broadcasting instead
+        (a stronger baseline: every (B, N, C, D) tensor the formulation
+        itself needs, no copies). The random choices (blended class, quadrant shift) are the
+        pooled head's (:meth:`PPRB.sample_choices`, same generator), so both
+        give the same loss.
+        """
 
         proto_map = None
+        #: True: the reference's ``.repeat`` to (B, N, C, D) of the masks,
+        #: the coefficient and the prototypes (as written); False: the same
+        #: formulation with broadcasting (the ``literal_bcast`` variant)
+        repeat = True
+
+        def _classify(self, f):
+            t = self.trunk
+            h = literal_gnn(t.gnn)(f, t.adj)
+            B, C, D = f.shape
+            o = torch.tanh(t.fc_out(torch.cat(
+                (h.reshape(B * C, -1), f.reshape(B * C, -1)), 1)))
+            return t.classifier(o.view(B, C, -1))
 
         def loss(self, feats, data_samples, **kwargs):
             x = self.trunk.reduce(feats[-1])  # (B, D, H, W)
             B, D, H, W = x.shape
-            _, attn = self.trunk.decouple(x)  # (B, N, C)
+            N = H * W
+            f, attn = literal_sd(self.trunk.sd)(x, self.trunk.class_embedding())
+            C = attn.shape[2]
             xs = x.flatten(2).transpose(1, 2)  # (B, N, D)
-            Fm = attn.unsqueeze(-1) * xs.unsqueeze(2)  # (B, N, C, D)
-            f = Fm.sum(1)
+            rep = self.repeat
+            if rep:  # featuremapWithCoefficient: both factors repeated
+                Fm = xs.unsqueeze(2).repeat(1, 1, C, 1) * \
+                    attn.unsqueeze(-1).repeat(1, 1, 1, D)
+            else:
+                Fm = attn.unsqueeze(-1) * xs.unsqueeze(2)  # (B, N, C, D)
             target = self.get_targets(data_samples, device=f.device)
             progress = get_train_progress()
-            # IPRB on the maps
-            m = self.iprb.blend_mask(target)
+
+            def full(m):  # (B, C) -> (B, N, C, D) mask / index map
+                m = m[:, None, :, None]
+                return m.repeat(1, N, 1, D) if rep else m
+            # IPRB on the maps (reference mixupInstance_featuremap)
             a = self.iprb.alpha
-            Fi = torch.where(m[:, None, :, None], a * Fm + (1 - a) * Fm.flip(0), Fm)
-            yi = torch.where(m, 1 - a, target)
-            # PPRB on the maps with spatial prototypes
+            flip_t = target.flip(0)
+            mat = torch.where((target == 0) & (flip_t == 1), a,
+                              torch.ones_like(target))
+            yi = mat * target + (1 - mat) * flip_t
+            m4 = full(mat)
+            Fi = (m4 * Fm + (1 - m4) * Fm.flip(0)).sum(1)
+            # PPRB on the maps (reference mixupPrototype_featuremap)
             energy = Fm.sum(-1)  # (B, N, C)
-            quad = energy_quadrants(energy, (H, W))
+            e = energy.detach().view(B, H, W, C)
+            h_star = e.amax(2).argmax(1)
+            w_star = e.amax(1).argmax(1)
+            if self.pprb.quadrant_split == 'floor':
+                quad = 2 * (h_star >= H // 2).long() + (w_star >= W // 2).long()
+            else:
+                quad = 2 * (2 * h_star >= H).long() + (2 * w_star >= W).long()
             ch = self.pprb.sample_choices(target, self.generator)
             bidx = torch.arange(B).view(B, 1).expand_as(ch['cls'])
-            new_q = (quad.gather(1, ch['cls']) - ch['shift']) % 4
-            bi, ci, qi = bidx[ch['sel']], ch['cls'][ch['sel']], new_q[ch['sel']]
+            bi, ci = bidx[ch['sel']], ch['cls'][ch['sel']]
+            shift = torch.ones(B, C, dtype=torch.long)
+            shift[bi, ci] = ch['shift'][ch['sel']]
+            new_q = (quad - shift) % 4  # (B, C), every class
+            if rep:  # prototypes repeated over the batch, picked by masks
+                idx = new_q[:, :, None, None].repeat(1, 1, N, D)
+                pr = self.proto_map.unsqueeze(0).repeat(B, 1, 1, 1, 1)
+                proto = sum((idx == q) * pr[:, :, q] for q in range(4))
+            else:
+                proto = self.proto_map[torch.arange(C).view(1, C), new_q]
+            proto = proto.permute(0, 2, 1, 3)  # (B, N, C, D)
+            onehot = torch.zeros(B, C)
+            onehot[bi, ci] = 1.0
             beta = self.pprb.beta
-            Fc = Fm.permute(0, 2, 1, 3)  # (B, C, N, D)
-            Fp = Fc.index_put((bi, ci), beta * Fc[bi, ci] +
-                              (1 - beta) * self.proto_map[ci, qi])
-            yp = target.index_put((bi, ci), (1 - beta).expand(bi.numel()))
+            yp = (1 - onehot) * target + onehot * (1 - beta)
+            o4 = full(onehot)
+            mixed = beta * Fm + (1 - beta) * proto
+            Fp = (o4 * mixed + (1 - o4) * Fm).sum(1)
             out = dict(
-                loss_cls=self.loss_module(self.trunk.classify(f), target),
+                loss_cls=self.loss_module(self._classify(f), target),
                 loss_iprb=self.iprb_weight * self.loss_module(
-                    self.trunk.classify(Fi.sum(1)), yi),
+                    self._classify(Fi), yi),
                 loss_pprb=self.pprb_weight * self.loss_module(
-                    self.trunk.classify(Fp.sum(2)), yp))
+                    self._classify(Fp), yp))
             ramp = 1.0
             if progress.epoch < self.contrastive_ramp_epochs:
                 ramp = (progress.epoch + progress.epoch_fraction) / \
@@ -228,19 +369,26 @@ def run_case(C: int, H: int, variant: str, repeat: int, B: int, D: int,
                 peak_extra_mb=(peak - base) / 1024)
 
 
-def check_equal(C: int, H: int, B: int, D: int) -> dict:
-    """Literal vs pooled: same loss and input gradient (same draws)."""
+def check_equal(C: int, H: int, B: int, D: int,
+                literals=('literal', 'literal_bcast')) -> dict:
+    """Each literal variant vs pooled: same loss and input gradient (same
+    draws)."""
     global LiteralDSRBHead
-    import torch
     LiteralDSRBHead = _literal_class()
-    res = {}
-    for v in ('literal', 'pooled'):
+    head, x, samples = build(C, H, B, D, 'pooled', spatial=True)
+    l2, g2 = step(head, x, samples)
+    del head, x
+    out, ok = dict(loss_pooled=l2), True
+    for v in literals:
         head, x, samples = build(C, H, B, D, v, spatial=True)
-        res[v] = step(head, x, samples)
-    (l1, g1), (l2, g2) = res['literal'], res['pooled']
-    rel = float((g1 - g2).norm() / g2.norm().clamp(min=1e-30))
-    return dict(loss_literal=l1, loss_pooled=l2, grad_rel_diff=rel,
-                equal=abs(l1 - l2) <= 1e-5 * max(1.0, abs(l2)) and rel < 1e-4)
+        l1, g1 = step(head, x, samples)
+        del head, x
+        rel = float((g1 - g2).norm() / g2.norm().clamp(min=1e-30))
+        out[f'loss_{v}'] = l1
+        out[f'grad_rel_diff_{v}'] = rel
+        ok = ok and abs(l1 - l2) <= 1e-5 * max(1.0, abs(l2)) and rel < 1e-4
+    out['equal'] = ok
+    return out
 
 
 def main() -> None:
@@ -256,6 +404,8 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--no-check', action='store_true',
                         help='skip the literal == pooled check')
+    parser.add_argument('--skip', nargs='+', default=[], metavar='C,H,VARIANT',
+                        help='cases not to run, e.g. 200,14,literal')
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--case', help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
@@ -263,7 +413,8 @@ def main() -> None:
     if args.case:
         kind, C, H, variant = args.case.split(',')
         if kind == 'check':
-            res = check_equal(int(C), int(H), args.batch, args.dims)
+            res = check_equal(int(C), int(H), args.batch, args.dims,
+                              tuple(variant.split('+')))
         else:
             res = run_case(int(C), int(H), variant, args.repeat, args.batch,
                            args.dims, args.threads)
@@ -273,31 +424,44 @@ def main() -> None:
     results, checks = [], []
     for C in args.classes:
         for H in args.sizes:
-            if not args.no_check:
-                checks.append(dict(C=C, H=H, **_sub(args, f'check,{C},{H},-')))
+            run = [v for v in args.variants if f'{C},{H},{v}' not in args.skip]
+            lits = [v for v in run if v.startswith('literal')]
+            if not args.no_check and lits:
+                checks.append(dict(C=C, H=H, **_sub(
+                    args, f'check,{C},{H},{"+".join(lits)}')))
                 print(f'check C={C} {H}x{H}: {checks[-1]}', flush=True)
             for v in args.variants:
+                if v not in run:
+                    results.append(dict(C=C, H=H, variant=v,
+                                        error='skipped (--skip)'))
+                    continue
                 r = _sub(args, f'run,{C},{H},{v}')
                 r.update(C=C, H=H, variant=v)
                 results.append(r)
                 print(f'C={C} {H}x{H} {v}: {r}', flush=True)
     print()
     print('| C | N | variant | wall (s) | CPU (s) | peak extra (MB) | '
-          'wall ratio | CPU ratio | memory ratio |')
-    print('|---|---|---|---|---|---|---|---|---|')
+          'wall ratio | CPU ratio | memory ratio | CPU / mem ratio vs '
+          'literal_bcast |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+
+    def ratios(r, base):
+        ref = [q for q in results if q['C'] == r['C'] and q['H'] == r['H']
+               and q['variant'] == base and 'time_s' in q]
+        if not ref or 'time_s' not in r:
+            return None
+        ref = ref[0]
+        return (ref['time_s'] / r['time_s'], ref['cpu_s'] / r['cpu_s'],
+                ref['peak_extra_mb'] / max(r['peak_extra_mb'], 1e-9))
     for r in results:
-        lit = [q for q in results if q['C'] == r['C'] and q['H'] == r['H']
-               and q['variant'] == 'literal' and 'time_s' in q]
-        tr = cr = mr = '-'
-        if lit and 'time_s' in r:
-            tr = f"{lit[0]['time_s'] / r['time_s']:.2f}x"
-            cr = f"{lit[0]['cpu_s'] / r['cpu_s']:.2f}x"
-            mr = f"{lit[0]['peak_extra_mb'] / max(r['peak_extra_mb'], 1e-9):.2f}x"
+        a, b = ratios(r, 'literal'), ratios(r, 'literal_bcast')
+        tr, cr, mr = [f'{v:.2f}x' for v in a] if a else ['-'] * 3
+        br = f'{b[1]:.2f}x / {b[2]:.2f}x' if b else '-'
         t = f"{r['time_s']:.2f}" if 'time_s' in r else r.get('error', '?')
         c = f"{r['cpu_s']:.2f}" if 'cpu_s' in r else '-'
         m = f"{r['peak_extra_mb']:.0f}" if 'peak_extra_mb' in r else '-'
         print(f"| {r['C']} | {r['H']}x{r['H']} | {r['variant']} | {t} | {c} | "
-              f"{m} | {tr} | {cr} | {mr} |")
+              f"{m} | {tr} | {cr} | {mr} | {br} |")
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(results=results, checks=checks,

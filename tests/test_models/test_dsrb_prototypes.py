@@ -126,6 +126,28 @@ def test_hook_computation_matches_naive_loop(cap):
     assert model.training  # mode restored
 
 
+def test_prototypes_one_pass_no_python_loop_over_classes(monkeypatch):
+    """One forward per batch of the loader, and the accumulator is fed once
+    per batch (vectorised rows, no per-sample / per-class Python loop)."""
+    model, ds = TinyModel(), TinyDataset()
+    calls = dict(feat=0, add=0)
+    extract = model.extract_feat
+
+    def counting_extract(x):
+        calls['feat'] += 1
+        return extract(x)
+    model.extract_feat = counting_extract
+    add = QuadrantPrototypeAccumulator.add
+
+    def counting_add(self, *args):
+        calls['add'] += 1
+        return add(self, *args)
+    monkeypatch.setattr(QuadrantPrototypeAccumulator, 'add', counting_add)
+    ld = loader(ds, batch_size=5)
+    compute_pprb_prototypes(model, ld, 'head', 100)
+    assert calls == dict(feat=len(ld), add=len(ld))
+
+
 def test_accumulator_is_order_independent_and_fills_empty():
     g = torch.Generator().manual_seed(0)
     R, Cc, Dd = 200, 4, 3
