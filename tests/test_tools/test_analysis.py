@@ -153,3 +153,42 @@ def test_plot_label_graph_from_dataset_and_checkpoint(run, tmp_path):
     from mlrpl_mm.visualization import class_names_from_meta
     assert class_names_from_meta(meta, 10) == [str(d) for d in range(10)]
     assert class_names_from_meta(meta, 3) == ['0', '1', '2']
+
+
+def test_plot_curves_of_an_hst_run_shows_pseudo_labels(demo_data,
+                                                       tmp_path_factory):
+    """A real (tiny) HST work dir through its pseudo-label phase: the curves
+    include the pseudo-label counts and their precision vs the hidden labels
+    (PseudoLabelPrecisionHook) and the HST loss terms."""
+    import sys
+
+    from mlrpl_mm.visualization import load_scalars
+
+    from .conftest import run_tool, tiny_options
+    work = str(tmp_path_factory.mktemp('hst_run') / 'wd')
+    run_tool([sys.executable, 'tools/train.py', 'configs/hst_demo.py'] +
+             tiny_options(demo_data, work, max_epochs=2, extra=[
+                 'model.head.feat_channels=16', 'model.head.inter_channels=8',
+                 'model.head.out_channels=16',
+                 'model.head.class_embedding.embed_dims=8',
+                 'model.head.pseudo_label_epoch=1',
+                 'custom_hooks.1.start_epoch=1', 'custom_hooks.1.batch_size=8',
+                 'train_cfg.val_interval=1']))
+    rows = load_scalars(work)
+    keys = {k for r in rows for k in r}
+    for k in ('loss_cls', 'loss_cooc', 'loss_instance', 'loss_cls_ist',
+              'loss_margin_ist', 'loss_cls_cst', 'loss_margin_cst',
+              'loss_prototype', 'ist_new_pos', 'cst_new_pos'):
+        assert k in keys, (k, sorted(keys))
+    # PseudoLabelPrecisionHook: counts every iteration of the phase; the
+    # precision once a pseudo positive exists (undefined before)
+    assert {'ist_pseudo_pos', 'cst_pseudo_pos'} <= keys, sorted(keys)
+    for name in ('ist', 'cst'):
+        if any(r.get(f'{name}_pseudo_pos', 0) > 0 for r in rows):
+            assert f'{name}_precision' in keys, sorted(keys)
+    tool = _tool('plot_curves')
+    _assert_png(tool.main([work]))
+    chosen = ['loss_cooc', 'ist_new_pos', 'cst_new_pos'] + sorted(
+        k for k in keys if k.endswith(('_precision', '_pseudo_pos')))
+    _assert_png(tool.main([work, '--keys'] + chosen +
+                          ['--out', str(tmp_path_factory.mktemp('p') / 'c.png')]))

@@ -114,3 +114,47 @@ def test_sweep_writes_csv_and_plot_and_resumes(demo_data, tmp_path, capsys):
     os.remove(out['csv'])
     sweep.main(argv + ['--report-only'])
     assert osp.isfile(out['csv'])
+
+
+def test_sweep_several_methods_one_curve_each(demo_data, tmp_path,
+                                              monkeypatch):
+    """Two methods (partial BCE and partial ASL on the demo model): one CSV
+    row per (method, p) with each run's own test metrics, and the plot gets
+    one curve per method."""
+    import mlrpl_mm.visualization as vis
+    sweep = _sweep_tool()
+    asl = tmp_path / 'pasl_demo.py'
+    asl.write_text(f"_base_ = ['{ROOT}/configs/pbce_demo.py']\n"
+                   "model = dict(head=dict(loss=dict(\n"
+                   "    _delete_=True, type='PartialAsymmetricLoss')))\n")
+    plotted = []
+    real_plot = vis.plot_map_vs_proportion
+
+    def spy(rows, out_file, **kwargs):
+        plotted.append([dict(r) for r in rows])
+        return real_plot(rows, out_file, **kwargs)
+
+    monkeypatch.setattr(vis, 'plot_map_vs_proportion', spy)
+    work = str(tmp_path / 'sweep2')
+    out = sweep.main(['--in-process', '--configs',
+                      osp.join(ROOT, 'configs/pbce_demo.py'), str(asl),
+                      '--ratios', '0.5', '--epochs', '1', '--data-root',
+                      demo_data, '--work-dir', work, '--cfg-options'] +
+                     _tiny_cfg_options(demo_data))
+    with open(out['csv']) as f:
+        rows = list(csv.DictReader(f))
+    assert [r['method'] for r in rows] == ['pasl_demo', 'pbce_demo']
+    for r in rows:
+        with open(osp.join(r['work_dir'], 'result.json')) as f:
+            res = json.load(f)
+        assert res['method'] == r['method']
+        assert float(r['multi-label/mAP_voc']) == pytest.approx(
+            res['metrics']['multi-label/mAP_voc'], abs=1e-4)
+        cfg_text = open(osp.join(r['work_dir'], 'sweep_config.py')).read()
+        assert ('PartialAsymmetricLoss' in cfg_text) == \
+            (r['method'] == 'pasl_demo')
+    (pts, ) = plotted
+    assert sorted({p['method'] for p in pts}) == ['pasl_demo', 'pbce_demo']
+    assert all(p['known_ratio'] == 0.5 for p in pts)
+    with open(out['png'], 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
