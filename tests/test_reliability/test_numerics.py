@@ -80,6 +80,9 @@ for _n in ['PartialBCELoss', 'PartialAsymmetricLoss', 'AssumeNegativeLoss',
     LOSS_CASES[_n] = _logit_loss()
 LOSS_CASES['LargeLossRejectionLoss'] = _logit_loss(epoch=3)
 LOSS_CASES['EMAPLLoss'] = _logit_loss(sample_idx=torch.arange(B))
+LOSS_CASES['ROLELoss'] = _logit_loss(sample_idx=torch.arange(B))
+#: constructor arguments of losses that have required ones
+LOSS_ARGS = {'ROLELoss': dict(expected_num_pos=1.5)}
 
 
 def _cooc(m, s, g):
@@ -231,7 +234,7 @@ def test_every_registered_loss_and_head_is_covered():
 @pytest.mark.parametrize('name', sorted(LOSS_CASES))
 def test_loss_finite(name, scenario):
     gen = torch.Generator().manual_seed(0)
-    m = MODELS.build(dict(type=name))
+    m = MODELS.build(dict(type=name, **LOSS_ARGS.get(name, {})))
     if scenario == 'bf16':
         with torch.autocast('cpu', dtype=torch.bfloat16):
             loss, leaves = LOSS_CASES[name](m, 'random', gen)
