@@ -129,6 +129,47 @@ def test_batched_branches_equal_separate(progress):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize('batched', [True, False])
+def test_skip_unblended_images_is_exact(progress, batched):
+    """Images without a blended entry reuse the plain logits: same losses and
+    gradients as classifying every image of every branch."""
+    progress(6)
+    feats, samples, _ = batch(B=6, seed=5)
+    t = torch.tensor([[0, 0, 0, 0, 0],      # partner 5: IPRB on 0, 1
+                      [1, -1, 1, -1, 1],    # no unknown: no blend at all
+                      [0, -1, 0, -1, 0],    # partner 3 has no +1: no IPRB
+                      [-1, -1, -1, -1, 0],  # partner 2 has no +1: no IPRB
+                      [0, 1, 0, 0, -1],     # partner 1: IPRB on 0, 2
+                      [1, 1, -1, -1, -1]], dtype=torch.int8)  # no unknown
+    for ds, y in zip(samples, t):
+        ds.set_field(y.numpy(), 'partial_label')
+    res = []
+    for skip in (True, False):
+        head = make_head(batch_branches=batched, skip_unblended=skip,
+                         contrastive_loss=None)
+        x = feats[0].clone().requires_grad_()
+        if skip:  # count the rows that reach the GNN
+            seen = []
+            head.trunk.gnn.register_forward_hook(
+                lambda m, i, o: seen.append(i[0].shape[0]))
+        out = head.loss((x, ), samples)
+        total = sum(v for k, v in out.items() if 'loss' in k)
+        params = [x, head.iprb.alpha, head.pprb.beta] + \
+            list(head.trunk.gnn.parameters())
+        res.append((out, torch.autograd.grad(total, params)))
+        if skip:
+            # plain 6 + IPRB images {0, 4} + PPRB images with an unknown
+            # {0, 2, 3, 4} (1 and 5 have none)
+            assert head.iprb.blend_mask(t.float()).any(1).tolist() == \
+                [True, False, False, False, True, False]
+            assert sum(seen) == 6 + 2 + 4
+    (o1, g1), (o2, g2) = res
+    for k in o1:
+        torch.testing.assert_close(o1[k], o2[k], rtol=1e-5, atol=1e-6)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize('iprb,pprb', [(None, dict(type='PPRB')),
                                        (dict(type='IPRB'), None),
                                        (None, None)])

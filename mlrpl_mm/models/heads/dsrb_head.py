@@ -56,7 +56,9 @@ class DSRBHead(BasePartialLabelHead):
     equals :math:`\sum_d F_{b,n,c,d}` of the literal (B, N, C, D)
     formulation; nothing of that size is built. With ``batch_branches`` the
     plain, IPRB and PPRB features go through the gated GNN and the classifier
-    as one (3B, C, D) batch (exact: these layers act per sample).
+    as one (3B, C, D) batch (exact: these layers act per sample); with
+    ``skip_unblended`` a blended branch only carries its images that have a
+    blended entry (the others' blended logits are the plain ones).
 
     Inference (:meth:`predict`) uses the plain classifier scores.
 
@@ -82,6 +84,10 @@ class DSRBHead(BasePartialLabelHead):
             Defaults to 5.
         batch_branches (bool): Classify the three branches as one batch.
             Defaults to True.
+        skip_unblended (bool): Classify only the images of a blended branch
+            that have at least one blended entry; the others reuse the plain
+            logits (their blended features are the plain ones, so this is
+            exact). Defaults to True.
         pprb_seed (int, optional): Seed of a private generator for the PPRB
             draws; None uses torch's global generator. Defaults to None.
         init_cfg (dict, optional): Initialisation config.
@@ -101,6 +107,7 @@ class DSRBHead(BasePartialLabelHead):
                  pprb_weight: float = 1.0,
                  blend_start_epoch: int = 5,
                  batch_branches: bool = True,
+                 skip_unblended: bool = True,
                  pprb_seed: Optional[int] = None,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
@@ -126,6 +133,7 @@ class DSRBHead(BasePartialLabelHead):
         self.pprb_weight = pprb_weight
         self.blend_start_epoch = blend_start_epoch
         self.batch_branches = batch_branches
+        self.skip_unblended = skip_unblended
         self.generator = None
         if pprb_seed is not None:
             self.generator = torch.Generator()
@@ -161,12 +169,36 @@ class DSRBHead(BasePartialLabelHead):
         return self.trunk.classify(f)
 
     # ------------------------------------------------------------------- loss
-    def _classify_branches(self, branches: List[torch.Tensor]
+    def _classify_branches(self, branches: List[torch.Tensor],
+                           masks: List[Optional[torch.Tensor]]
                            ) -> List[torch.Tensor]:
-        if self.batch_branches and len(branches) > 1:
-            return list(self.trunk.classify(torch.cat(branches, 0)).split(
-                [b.shape[0] for b in branches], 0))
-        return [self.trunk.classify(b) for b in branches]
+        """Logits of every branch (B, C).
+
+        ``branches[0]`` is the plain (B, C, D) branch; ``masks[i]`` (B, C)
+        bool marks the blended entries of branch i (None: the plain branch).
+        With ``skip_unblended`` only the images with a blended entry of a
+        blended branch go through the GNN and the classifier; the rows of
+        the other images are the plain logits (identical inputs, so identical
+        values, and the gradient reaches the same parameters).
+        """
+        rows = [None] * len(branches)
+        inputs = list(branches)
+        if self.skip_unblended:
+            for i, m in enumerate(masks):
+                if m is not None:
+                    rows[i] = m.any(1).nonzero(as_tuple=True)[0]
+                    inputs[i] = branches[i][rows[i]]
+        if self.batch_branches and len(inputs) > 1:
+            outs = list(self.trunk.classify(torch.cat(inputs, 0)).split(
+                [b.shape[0] for b in inputs], 0))
+        else:
+            outs = [self.trunk.classify(b) if b.shape[0] else b.new_zeros(
+                0, b.shape[1]) for b in inputs]
+        plain = outs[0]
+        for i, r in enumerate(rows):
+            if r is not None:
+                outs[i] = plain.index_put((r, ), outs[i])
+        return outs
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
@@ -182,11 +214,12 @@ class DSRBHead(BasePartialLabelHead):
         target = self.get_targets(data_samples, device=f.device)
         progress = get_train_progress()
         blending = progress.epoch >= self.blend_start_epoch
-        branches, soft_targets, names = [f], [target], ['cls']
+        branches, soft_targets, names, masks = [f], [target], ['cls'], [None]
         out: Dict[str, torch.Tensor] = {}
         if blending and self.iprb is not None:
             f_i, y_i, m_i = self.iprb(f, target)
             branches.append(f_i)
+            masks.append(m_i)
             soft_targets.append(y_i)
             names.append('iprb')
             out['iprb_alpha'] = self.iprb.alpha.detach().clone()
@@ -195,11 +228,12 @@ class DSRBHead(BasePartialLabelHead):
             f_p, y_p, m_p, _ = self.pprb(f, energy, target, hw,
                                          generator=self.generator)
             branches.append(f_p)
+            masks.append(m_p)
             soft_targets.append(y_p)
             names.append('pprb')
             out['pprb_beta'] = self.pprb.beta.detach().clone()
             out['pprb_blended'] = m_p.float().sum(1).mean().detach()
-        logits = self._classify_branches(branches)
+        logits = self._classify_branches(branches, masks)
         weights = dict(cls=1.0, iprb=self.iprb_weight, pprb=self.pprb_weight)
         for name, lg, tg in zip(names, logits, soft_targets):
             out[f'loss_{name}'] = weights[name] * self.loss_module(lg, tg)
