@@ -156,27 +156,11 @@ def _bench_hst_literal_sd():
 
 def _gnn_weights(gnn):
     """The six (weight, bias) pairs (W_z, U_z, W_r, U_r, W, U) of the trunk's
-    gated GNN, whatever its internal layout (separate or fused linears)."""
-    import torch
-    if hasattr(gnn, 'w_z'):
-        return [(m.weight, m.bias) for m in
-                (gnn.w_z, gnn.u_z, gnn.w_r, gnn.u_r, gnn.w_h, gnn.u_h)]
-    D = gnn.in_channels
-    # fused layout: one 2D -> 3D linear for (W_z, W_r, W) and one D -> 2D
-    # linear for (U_z, U_r), plus U separately
-    fused = [m for m in gnn.modules() if isinstance(m, torch.nn.Linear)]
-    w3 = [m for m in fused if tuple(m.weight.shape) == (3 * D, 2 * D)]
-    u2 = [m for m in fused if tuple(m.weight.shape) == (2 * D, D)]
-    u1 = [m for m in fused if tuple(m.weight.shape) == (D, D)]
-    if len(w3) != 1 or len(u2) != 1 or len(u1) != 1:
-        raise RuntimeError('bench_dsrb: unknown GatedGNN layout; update '
-                           '_gnn_weights')
-    (w3,), (u2,), (u1,) = w3, u2, u1
-
-    def part(m, i):
-        return m.weight[i * D:(i + 1) * D], m.bias[i * D:(i + 1) * D]
-    return [part(w3, 0), part(u2, 0), part(w3, 1), part(u2, 1), part(w3, 2),
-            (u1.weight, u1.bias)]
+    gated GNN: ``GatedGNN.gate`` (fused layout), else the per-gate layers."""
+    names = ('w_z', 'u_z', 'w_r', 'u_r', 'w_h', 'u_h')
+    if hasattr(gnn, 'gate'):
+        return [gnn.gate(k) for k in names]
+    return [(getattr(gnn, k).weight, getattr(gnn, k).bias) for k in names]
 
 
 def literal_gnn(gnn):
