@@ -48,6 +48,7 @@ def test_config_states_the_protocol(path):
     assert 'LabelGraphHook' in hooks and 'BlendWeightClampHook' in hooks
     if head.pprb is not None:
         assert head.pprb.top_k == 1
+        assert head.pprb.quadrant_split == 'floor'  # the reference's H // 2
         ph = hooks['PPRBPrototypeHook']
         assert (ph.start_epoch, ph.interval, ph.max_per_quadrant) == (5, 5, 100)
     else:

@@ -30,8 +30,11 @@ model = dict(
                                  path='data/coco/glove_embeddings.npy')),
         # instance perspective: partner b' = B-1-b, learnable alpha (init 0.5)
         iprb=dict(type='IPRB', init_alpha=0.5),
-        # prototype perspective: K = 1 unknown class per image, learnable beta
-        pprb=dict(type='PPRB', init_beta=0.5, top_k=1),
+        # prototype perspective: K = 1 unknown class per image, learnable beta;
+        # quadrant of the energy peak with the reference's half of an odd side
+        # (h* >= H // 2: the middle row of the 7x7 map is in the bottom half;
+        # 'exact' = h* >= H / 2)
+        pprb=dict(type='PPRB', init_beta=0.5, top_k=1, quadrant_split='floor'),
         loss=dict(type='PartialBCELoss'),
         contrastive_loss=dict(type='InstanceContrastiveLoss', loss_weight=0.05),
         contrastive_ramp_epochs=1,
