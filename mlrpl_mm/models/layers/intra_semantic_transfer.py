@@ -5,7 +5,6 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
-from torch.utils.checkpoint import checkpoint
 
 from .element_wise_linear import ElementWiseLinear
 
@@ -15,11 +14,60 @@ def _pair_chunk(u: torch.Tensor, w: torch.Tensor, pi: torch.Tensor,
                 const: torch.Tensor) -> torch.Tensor:
     """q for one chunk of pairs: <relu(u_i + w_j), v_ij W3> + const_ij.
 
+    Plain autograd (keeps the (B, Pc, O) activation); used when
+    ``recompute=False``.
     u, w: (B, C, O); pi, pj: (Pc,); v: (Pc, O); w3: (O, O); const: (Pc,).
     Returns (B, Pc).
     """
     h = torch.relu(u[:, pi] + w[:, pj])  # (B, Pc, O)
     return torch.einsum('bpo,po->bp', h, v @ w3) + const
+
+
+class _PairScores(torch.autograd.Function):
+    r""":math:`s_{pb} = \langle \mathrm{relu}(u_{i_p b} + w_{j_p b}), V_p\rangle`
+    for one chunk of pairs, class-major inputs ut, wt (C, B, O) and
+    V (Pc, O); output (Pc, B).
+
+    The (Pc, B, O) activation is not kept: the backward pass recomputes it
+    (one gather-add + relu), so a chunk costs its activation only while it
+    is processed. Products are batched over pairs (bmm); the gradients of
+    ut / wt are scattered with ``index_add_``. Not twice differentiable.
+    """
+
+    @staticmethod
+    def _activation(ut, wt, pi, pj):
+        h = ut[pi]
+        h += wt[pj].to(h.dtype)
+        return h.relu_()
+
+    @staticmethod
+    def forward(ctx, ut, wt, pi, pj, V):
+        # computed in ut's dtype (autocast off: forward and backward agree)
+        with torch.autocast(ut.device.type, enabled=False):
+            h = _PairScores._activation(ut, wt, pi, pj)
+            s = torch.bmm(h, V.to(h.dtype).unsqueeze(2)).squeeze(2)  # (Pc, B)
+        ctx.save_for_backward(ut, wt, pi, pj, V)
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        ut, wt, pi, pj, V = ctx.saved_tensors
+        with torch.autocast(ut.device.type, enabled=False):
+            h = _PairScores._activation(ut, wt, pi, pj)
+            g = g.to(h.dtype).contiguous()  # e.g. expanded by a sum()
+            gV = None
+            if ctx.needs_input_grad[4]:
+                gV = torch.bmm(h.transpose(1, 2), g.unsqueeze(2)).squeeze(2).to(V.dtype)
+            gu = gw = None
+            if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+                gh = torch.bmm(g.unsqueeze(2), V.to(g.dtype).unsqueeze(1))  # (Pc, B, O)
+                gh = torch.ops.aten.threshold_backward(gh, h, 0)  # relu'
+                del h
+                if ctx.needs_input_grad[0]:
+                    gu = torch.zeros_like(ut).index_add_(0, pi, gh.to(ut.dtype))
+                if ctx.needs_input_grad[1]:
+                    gw = torch.zeros_like(wt).index_add_(0, pj, gh.to(wt.dtype))
+        return gu, gw, None, None, gV
 
 
 @MODELS.register_module()
@@ -41,8 +89,9 @@ class IntraSemanticTransfer(BaseModule):
     the batch) instead of to the B x P activations. All pairs are vectorised
     (no Python loop over classes); pairs are processed in chunks whose
     (B, P_chunk, O) activation fits ``max_chunk_mb``, recomputed in the
-    backward pass, so peak memory is bounded for any number of pairs
-    (VG-200: 19,900).
+    backward pass by a fused autograd function (:class:`_PairScores`:
+    gather-add, relu and the per-pair dot product as one batched product),
+    so peak memory is bounded for any number of pairs (VG-200: 19,900).
 
     Pseudo labels (from epoch 5): :math:`P_{ii} = 1`,
     :math:`P_{ij} = P_{ji} = \sigma(q_{ij})`,
@@ -59,7 +108,9 @@ class IntraSemanticTransfer(BaseModule):
             from ``max_chunk_mb``.
         max_chunk_mb (float): Memory budget (MB) of one chunk's float32
             activations (about 3 tensors of (B, P_chunk, O)). Defaults to 256.
-        recompute (bool): Recompute chunks in backward. Defaults to True.
+        recompute (bool): Recompute each chunk's activation in the backward
+            pass (fused function). False keeps every activation (plain
+            autograd; more memory, for checking). Defaults to True.
         margin_init (float): Initial margin. Defaults to 1.0.
     """
 
@@ -114,16 +165,20 @@ class IntraSemanticTransfer(BaseModule):
         const = v @ self.fc_pair2.bias + self.pair_classifier.bias  # (P,)
         w3 = self.fc_pair2.weight
         step = self.chunk_pairs(f.shape[0])
-        use_ckpt = self.recompute and torch.is_grad_enabled()
         outs = []
+        if not self.recompute:
+            for s in range(0, self.num_pairs, step):
+                outs.append(_pair_chunk(
+                    u, w, self.pair_i[s:s + step], self.pair_j[s:s + step],
+                    v[s:s + step], w3, const[s:s + step]))
+            return torch.cat(outs, dim=1)
+        ut = u.transpose(0, 1).contiguous()  # (C, B, O)
+        wt = w.transpose(0, 1).contiguous()
         for s in range(0, self.num_pairs, step):
-            args = (u, w, self.pair_i[s:s + step], self.pair_j[s:s + step],
-                    v[s:s + step], w3, const[s:s + step])
-            if use_ckpt:
-                outs.append(checkpoint(_pair_chunk, *args, use_reentrant=False))
-            else:
-                outs.append(_pair_chunk(*args))
-        return torch.cat(outs, dim=1)
+            V = v[s:s + step] @ w3  # (Pc, O): W_i3^T v_ij
+            outs.append(_PairScores.apply(ut, wt, self.pair_i[s:s + step],
+                                          self.pair_j[s:s + step], V))
+        return torch.cat(outs, dim=0).t() + const
 
     def pair_matrix(self, q: torch.Tensor) -> torch.Tensor:
         """Symmetric (B, C, C) matrix: 1 on the diagonal, sigmoid(q_ij) off it."""
