@@ -1,7 +1,11 @@
 #!/usr/bin/env python
 """SVFR forward + backward: class-chunked (exact) vs the naive (B, L, C, D) form.
 
-Every case runs in a fresh subprocess so that its peak memory is its own:
+Every case runs in a fresh subprocess so that its peak memory is its own.
+Time: wall clock of one forward + backward (the minimum over ``--repeat``)
+and the process CPU time of that same step (all threads; on a shared
+machine the wall time depends on the load, the CPU time much less).
+Memory:
 CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's peak resident
 set size (``ru_maxrss``) minus the one measured after the inputs and module
 were built (so the Python / torch baseline is excluded). On CPU the
@@ -54,14 +58,15 @@ def run_case(args) -> dict:
         base = torch.cuda.memory_allocated()
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = m(P, E, H)
         out.square().mean().backward()
         if dev.type == 'cuda':
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
         P.grad = None
         m.zero_grad(set_to_none=True)
         del out
@@ -72,6 +77,7 @@ def run_case(args) -> dict:
     return dict(mode=args.mode, B=args.batch, L=args.length, D=args.dim,
                 C=args.classes, chunk=None if naive else args.chunk,
                 device=args.device, time_s=min(times),
+                cpu_time_s=cpu_times[times.index(min(times))],
                 peak_mem_mib=peak / 2**20,
                 threads=torch.get_num_threads())
 
@@ -133,7 +139,9 @@ def main():
             else:
                 print(f"C={c:5d} {mode:8s} B={batch} L={args.length} "
                       f"D={args.dim} chunk={res['chunk']}: "
-                      f"{res['time_s']:.2f} s fwd+bwd, peak "
+                      f"{res['time_s']:.2f} s fwd+bwd (CPU time "
+                      f"{res['cpu_time_s']:.2f} s, {res['threads']} "
+                      f"threads), peak "
                       f"{res['peak_mem_mib']:.0f} MiB", flush=True)
     if args.out:
         with open(args.out, 'w') as f:
