@@ -5,7 +5,7 @@ import torch
 from mmengine.model import BaseModule
 from mmpretrain.structures import DataSample
 
-from mlrpl_mm.utils import stack_field
+from mlrpl_mm.utils import sample_indices, stack_field
 
 
 class BasePartialLabelHead(BaseModule):
@@ -49,6 +49,17 @@ class BasePartialLabelHead(BaseModule):
                 f'num_classes={self.num_classes}; set the head\'s num_classes '
                 'to the dataset\'s class count.')
         return target
+
+    @staticmethod
+    def get_sample_indices(data_samples: Sequence[DataSample],
+                           device: Optional[torch.device] = None
+                           ) -> Optional[torch.Tensor]:
+        """``sample_idx`` of every sample, (B,) long, or None when a sample
+        has none (e.g. a hand-built batch). Losses with per-sample state
+        (:class:`EMAPLLoss`, :class:`ROLELoss`) index it with these."""
+        if not all('sample_idx' in ds for ds in data_samples):
+            return None
+        return sample_indices(data_samples, device=device)
 
     def predict(self, feats: Tuple[torch.Tensor],
                 data_samples: Optional[List[Optional[DataSample]]] = None

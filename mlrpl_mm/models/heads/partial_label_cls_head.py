@@ -19,7 +19,9 @@ class PartialLabelClsHead(BasePartialLabelHead):
     Input: the last feature of the backbone/neck, either pooled (B, D) or a
     map (B, D, H, W) (global average pooled here). Output logits (B, C).
     Loss: ``loss`` (default :class:`PartialBCELoss`, i.e. BCE averaged over
-    the known entries only).
+    the known entries only), called as ``loss(logits, target,
+    sample_idx=...)`` so that losses with per-sample state (``EMAPLLoss``,
+    ``ROLELoss``) work on this head too.
 
     Args:
         num_classes (int): Number of classes C.
@@ -60,4 +62,5 @@ class PartialLabelClsHead(BasePartialLabelHead):
              **kwargs) -> Dict[str, torch.Tensor]:
         logits = self(feats)
         target = self.get_targets(data_samples, device=logits.device)
-        return dict(loss=self.loss_module(logits, target))
+        idx = self.get_sample_indices(data_samples, device=logits.device)
+        return dict(loss=self.loss_module(logits, target, sample_idx=idx))

@@ -11,7 +11,6 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from mlrpl_mm.models.utils import DEFAULT_TEMPLATE, encode_class_names
-from mlrpl_mm.utils import sample_indices
 from .base_partial_head import BasePartialLabelHead
 
 
@@ -393,8 +392,7 @@ class SigRLHead(BasePartialLabelHead):
         self._check_train_classes()
         score = self.scores(tokens, glob, self.train_embed, self._graph())
         target = self.get_targets(data_samples, device=score.device)
-        idx = sample_indices(data_samples, device=score.device) \
-            if all('sample_idx' in ds for ds in data_samples) else None
+        idx = self.get_sample_indices(data_samples, device=score.device)
         losses = dict(loss_cls=self.loss_module(score, target, sample_idx=idx))
         if self.distill_loss is not None:
             if teacher is None:
