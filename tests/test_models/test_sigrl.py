@@ -410,6 +410,49 @@ def test_label_embedding_cache_is_keyed_by_model_weights_template_names(
     assert len(built) == 7 and len(list(tmp_path.iterdir())) == 5
 
 
+def test_label_embedding_cache_of_a_local_checkpoint_follows_the_file(
+        monkeypatch, tmp_path):
+    """A local checkpoint path is keyed by the file (size, mtime), not only
+    by its name: replacing the file re-encodes instead of returning the old
+    file's cached embeddings. Names registered by mlrpl_mm (the tiny model)
+    work without calling register_open_clip_configs() first."""
+    import os
+
+    import open_clip
+
+    from mlrpl_mm.models.utils import encode_class_names
+    real = open_clip.create_model
+    built = []
+
+    def fake(name, pretrained=None, **kw):      # reads nothing from the file
+        built.append((name, pretrained))
+        torch.manual_seed(len(built))
+        return real(name, pretrained=None)
+
+    monkeypatch.setattr(open_clip, 'create_model', fake)
+    # as in a fresh process: open_clip does not know the tiny model yet
+    monkeypatch.delitem(open_clip.factory._MODEL_CONFIGS, 'mlrpl-tiny-vit',
+                        raising=False)
+    assert 'mlrpl-tiny-vit' not in open_clip.list_models()
+    ckpt = tmp_path / 'weights.pt'
+    ckpt.write_bytes(b'a' * 10)
+    cache = tmp_path / 'cache'
+
+    def enc():
+        return encode_class_names(['cat', 'dog'], model_name='mlrpl-tiny-vit',
+                                  pretrained=str(ckpt), cache_dir=str(cache))
+
+    e1 = enc()
+    torch.testing.assert_close(enc(), e1)           # same file: cached
+    assert len(built) == 1
+    ckpt.write_bytes(b'b' * 20)                     # replaced weights
+    st = os.stat(ckpt)
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+    e2 = enc()
+    assert len(built) == 2 and len(list(cache.iterdir())) == 2
+    assert not torch.allclose(e1, e2)
+
+
 def test_nothing_is_downloaded_at_import_or_config_load():
     """Importing every mlrpl_mm module and loading the SigRL configs must not
     try to fetch weights (open_clip's download entry points raise)."""

@@ -14,11 +14,23 @@ DEFAULT_CACHE_DIR = osp.join(osp.expanduser('~'), '.cache', 'mlrpl_mm',
                              'text_embeddings')
 
 
+def _weights_id(pretrained: Optional[str]) -> str:
+    """The weights part of the cache key: an open_clip tag as is; a local
+    checkpoint file by its absolute path, size and modification time, so
+    that a replaced file never returns the old file's embeddings."""
+    path = osp.expanduser(str(pretrained))
+    if pretrained is not None and osp.isfile(path):
+        st = os.stat(path)
+        return f'file:{osp.abspath(path)}:{st.st_size}:{st.st_mtime_ns}'
+    return str(pretrained)
+
+
 def _cache_key(model_name: str, pretrained: Optional[str], template: str,
                class_names: Sequence[str]) -> str:
     h = hashlib.sha256(json.dumps(
-        dict(model=model_name, pretrained=str(pretrained), template=template,
-             classes=list(class_names)), sort_keys=True).encode()).hexdigest()
+        dict(model=model_name, pretrained=_weights_id(pretrained),
+             template=template, classes=list(class_names)),
+        sort_keys=True).encode()).hexdigest()
     return h[:24]
 
 
@@ -41,7 +53,8 @@ def encode_class_names(class_names: Sequence[str],
         template: Prompt with one ``{}``. Defaults to
             ``'There is a {} in the scene'``.
         cache_dir: Where to cache the (C, D) array, keyed by model, weights,
-            template and class names. None disables caching. Random-init
+            template and class names (a local checkpoint file also by its
+            size and modification time). None disables caching. Random-init
             models (``pretrained=None`` and no ``model``) are never cached.
         model: An already-built open_clip model to encode with (its text
             tower is used as is, e.g. after loading weights).
@@ -64,6 +77,11 @@ def encode_class_names(class_names: Sequence[str],
             if arr.shape[0] == len(class_names):
                 return torch.from_numpy(arr).float()
     import open_clip
+
+    # model names that mlrpl_mm adds to open_clip (e.g. 'mlrpl-tiny-vit')
+    from mlrpl_mm.models.backbones.open_clip_backbone import \
+        register_open_clip_configs
+    register_open_clip_configs()
     if model is None:
         model = open_clip.create_model(model_name, pretrained=pretrained)
     tokenizer = open_clip.get_tokenizer(model_name)
