@@ -24,14 +24,18 @@ def _pair_chunk(u: torch.Tensor, w: torch.Tensor, pi: torch.Tensor,
 
 
 class _PairScores(torch.autograd.Function):
-    r""":math:`s_{pb} = \langle \mathrm{relu}(u_{i_p b} + w_{j_p b}), V_p\rangle`
-    for one chunk of pairs, class-major inputs ut, wt (C, B, O) and
-    V (Pc, O); output (Pc, B).
+    r""":math:`s_{pb} = \langle \mathrm{relu}(u_{i_p b} + w_{j_p b}),
+    W_3^\top v_p\rangle` for all pairs, chunk by chunk.
 
-    The (Pc, B, O) activation is not kept: the backward pass recomputes it
-    (one gather-add + relu), so a chunk costs its activation only while it
-    is processed. Products are batched over pairs (bmm); the gradients of
-    ut / wt are scattered with ``index_add_``. Not twice differentiable.
+    Inputs: class-major ut, wt (C, B, O), the per-pair weights v (P, O),
+    W_3 (O, O), the pair indices pi, pj (P,) and the chunk size; output
+    (P, B). Neither a chunk's (Pc, B, O) activation nor the (P, O) matrix
+    :math:`V = v W_3` is kept: the backward pass recomputes them chunk by
+    chunk and accumulates the gradients of ut / wt (``index_add_``) and
+    W_3 in single buffers, so the memory of the pair branch is a few chunk
+    activations plus its inputs and parameter gradients, whatever the
+    number of chunks. Products are batched over pairs (bmm). Computed in
+    ut's dtype with autocast off. Not twice differentiable.
     """
 
     @staticmethod
@@ -41,33 +45,55 @@ class _PairScores(torch.autograd.Function):
         return h.relu_()
 
     @staticmethod
-    def forward(ctx, ut, wt, pi, pj, V):
-        # computed in ut's dtype (autocast off: forward and backward agree)
+    def forward(ctx, ut, wt, v, w3, pi, pj, step):
+        # the output is allocated once: small per-chunk results kept alive
+        # between the chunks' large temporaries fragment the heap (the
+        # process grows by about one activation per chunk)
+        out = ut.new_empty(pi.numel(), ut.shape[1])
         with torch.autocast(ut.device.type, enabled=False):
-            h = _PairScores._activation(ut, wt, pi, pj)
-            s = torch.bmm(h, V.to(h.dtype).unsqueeze(2)).squeeze(2)  # (Pc, B)
-        ctx.save_for_backward(ut, wt, pi, pj, V)
-        return s
+            for s in range(0, pi.numel(), step):
+                sl = slice(s, s + step)
+                V = (v[sl] @ w3).to(ut.dtype)  # (Pc, O)
+                h = _PairScores._activation(ut, wt, pi[sl], pj[sl])
+                out[sl] = torch.bmm(h, V.unsqueeze(2)).squeeze(2)  # (Pc, B)
+                del h, V
+        ctx.save_for_backward(ut, wt, v, w3, pi, pj)
+        ctx.step = step
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        ut, wt, pi, pj, V = ctx.saved_tensors
+        ut, wt, v, w3, pi, pj = ctx.saved_tensors
+        step = ctx.step
+        need_u, need_w, need_v, need_w3 = ctx.needs_input_grad[:4]
         with torch.autocast(ut.device.type, enabled=False):
-            h = _PairScores._activation(ut, wt, pi, pj)
-            g = g.to(h.dtype).contiguous()  # e.g. expanded by a sum()
-            gV = None
-            if ctx.needs_input_grad[4]:
-                gV = torch.bmm(h.transpose(1, 2), g.unsqueeze(2)).squeeze(2).to(V.dtype)
-            gu = gw = None
-            if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-                gh = torch.bmm(g.unsqueeze(2), V.to(g.dtype).unsqueeze(1))  # (Pc, B, O)
-                gh = torch.ops.aten.threshold_backward(gh, h, 0)  # relu'
-                del h
-                if ctx.needs_input_grad[0]:
-                    gu = torch.zeros_like(ut).index_add_(0, pi, gh.to(ut.dtype))
-                if ctx.needs_input_grad[1]:
-                    gw = torch.zeros_like(wt).index_add_(0, pj, gh.to(wt.dtype))
-        return gu, gw, None, None, gV
+            g = g.to(ut.dtype).contiguous()  # e.g. expanded by a sum()
+            gu = torch.zeros_like(ut) if need_u else None
+            gw = torch.zeros_like(wt) if need_w else None
+            gv = torch.empty_like(v) if need_v else None
+            gw3 = torch.zeros_like(w3) if need_w3 else None
+            for s in range(0, pi.numel(), step):
+                sl = slice(s, s + step)
+                gc = g[sl]  # (Pc, B)
+                h = _PairScores._activation(ut, wt, pi[sl], pj[sl])
+                if need_v or need_w3:
+                    gV = torch.bmm(h.transpose(1, 2), gc.unsqueeze(2)).squeeze(2)
+                    gV = gV.to(v.dtype)  # (Pc, O)
+                    if need_v:
+                        gv[sl] = gV @ w3.t()
+                    if need_w3:
+                        gw3 += v[sl].t() @ gV
+                if need_u or need_w:
+                    V = (v[sl] @ w3).to(ut.dtype)
+                    gh = torch.bmm(gc.unsqueeze(2), V.unsqueeze(1))  # (Pc, B, O)
+                    gh = torch.ops.aten.threshold_backward(gh, h, 0)  # relu'
+                    del h
+                    if need_u:
+                        gu.index_add_(0, pi[sl], gh)
+                    if need_w:
+                        gw.index_add_(0, pj[sl], gh.to(wt.dtype))
+                    del gh
+        return gu, gw, gv, gw3, None, None, None
 
 
 @MODELS.register_module()
@@ -174,11 +200,8 @@ class IntraSemanticTransfer(BaseModule):
             return torch.cat(outs, dim=1)
         ut = u.transpose(0, 1).contiguous()  # (C, B, O)
         wt = w.transpose(0, 1).contiguous()
-        for s in range(0, self.num_pairs, step):
-            V = v[s:s + step] @ w3  # (Pc, O): W_i3^T v_ij
-            outs.append(_PairScores.apply(ut, wt, self.pair_i[s:s + step],
-                                          self.pair_j[s:s + step], V))
-        return torch.cat(outs, dim=0).t() + const
+        scores = _PairScores.apply(ut, wt, v, w3, self.pair_i, self.pair_j, step)
+        return scores.t() + const
 
     def pair_matrix(self, q: torch.Tensor) -> torch.Tensor:
         """Symmetric (B, C, C) matrix: 1 on the diagonal, sigmoid(q_ij) off it."""
