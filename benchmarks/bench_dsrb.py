@@ -24,7 +24,7 @@ Every case runs in a fresh subprocess; peak memory = the peak resident size
 during the steps (Linux VmHWM, reset through /proc/self/clear_refs right
 before them; ``ru_maxrss`` where that is unavailable) minus the resident size
 before them (model, inputs and prototypes already allocated), i.e. the extra
-memory a step needs. Time = median of
+memory a step needs. Time = median (``--stat min``: minimum) of
 ``--repeat`` steps after one warm-up step, as wall time and as CPU time of
 the process (all threads; less sensitive to other load on the machine).
 Before timing, each case checks
@@ -36,6 +36,7 @@ Usage::
     python benchmarks/bench_dsrb.py                 # all cases
     python benchmarks/bench_dsrb.py --classes 80 --sizes 7 --repeat 3
     python benchmarks/bench_dsrb.py --json out.json
+    python benchmarks/bench_dsrb.py --labels coco30  # COCO-like label density
 """
 import argparse
 import json
@@ -51,6 +52,14 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 VARIANTS = ('literal', 'literal_bcast', 'pooled_sep', 'pooled')
+#: partial labels of the benchmark batch: 'uniform' (every entry -1 / 0 / +1
+#: with probability 0.2 / 0.6 / 0.2: 40% known, a third of them positive) or
+#: 'coco30' (like MS-COCO at 30% known: positive with probability 2.9 / 80,
+#: each entry known with probability 0.3)
+LABELS = ('uniform', 'coco30')
+labels = 'uniform'
+#: 'median' or 'min' of the timed steps
+stat = 'median'
 
 
 def rss_kb() -> int:
@@ -134,8 +143,12 @@ def build(C: int, H: int, B: int, D: int, variant: str, seed: int = 0,
         head.pprb.set_prototypes(torch.randn(C, 4, D, generator=g) / N ** 0.5,
                                  valid, 5)
     x = torch.randn(B, 2048, 2 * H, 2 * H, generator=g).requires_grad_()
-    target = torch.randint(-1, 2, (B, C), generator=g)
-    target[torch.rand(B, C, generator=g) < 0.6] = 0  # 40% known
+    if labels == 'uniform':
+        target = torch.randint(-1, 2, (B, C), generator=g)
+        target[torch.rand(B, C, generator=g) < 0.6] = 0  # 40% known
+    else:  # coco30
+        target = torch.where(torch.rand(B, C, generator=g) < 2.9 / 80, 1, -1)
+        target[torch.rand(B, C, generator=g) >= 0.3] = 0
     samples = []
     for b in range(B):
         ds = DataSample(metainfo=dict(sample_idx=b))
@@ -348,9 +361,10 @@ def run_case(C: int, H: int, variant: str, repeat: int, B: int, D: int,
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
     peak = peak_kb()
+    agg = min if stat == 'min' else statistics.median
     return dict(C=C, H=H, variant=variant, loss=loss, peak_reset=exact,
-                time_s=statistics.median(times), cpu_s=statistics.median(cpu),
-                peak_extra_mb=(peak - base) / 1024)
+                time_s=agg(times), cpu_s=agg(cpu), stat=stat, times=times,
+                cpus=cpu, peak_extra_mb=(peak - base) / 1024)
 
 
 def check_equal(C: int, H: int, B: int, D: int,
@@ -388,12 +402,19 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--no-check', action='store_true',
                         help='skip the literal == pooled check')
+    parser.add_argument('--stat', default='median', choices=('median', 'min'),
+                        help='statistic of the timed steps (min is the least '
+                        'sensitive to other load on a shared machine)')
+    parser.add_argument('--labels', default='uniform', choices=LABELS,
+                        help='partial labels of the batch (see LABELS)')
     parser.add_argument('--skip', nargs='+', default=[], metavar='C,H,VARIANT',
                         help='cases not to run, e.g. 200,14,literal')
     parser.add_argument('--json', help='write the results here')
     parser.add_argument('--case', help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
 
+    global labels, stat
+    labels, stat = args.labels, args.stat
     if args.case:
         kind, C, H, variant = args.case.split(',')
         if kind == 'check':
@@ -448,7 +469,8 @@ def main() -> None:
               f"{m} | {tr} | {cr} | {mr} | {br} |")
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(results=results, checks=checks,
+            json.dump(dict(results=results, checks=checks, labels=args.labels,
+                           stat=args.stat,
                            batch=args.batch, dims=args.dims,
                            threads=args.threads, repeat=args.repeat), f, indent=1)
 
@@ -456,7 +478,8 @@ def main() -> None:
 def _sub(args, case: str) -> dict:
     cmd = [sys.executable, osp.abspath(__file__), '--case', case,
            '--batch', str(args.batch), '--dims', str(args.dims),
-           '--repeat', str(args.repeat), '--threads', str(args.threads)]
+           '--repeat', str(args.repeat), '--threads', str(args.threads),
+           '--labels', args.labels, '--stat', args.stat]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():

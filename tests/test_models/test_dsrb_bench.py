@@ -33,9 +33,11 @@ def _bench():
     return mod
 
 
-@pytest.mark.parametrize('H', [3, 4])
-def test_literal_baseline_equals_pooled(H):
+@pytest.mark.parametrize('H,labels', [(3, 'uniform'), (4, 'uniform'),
+                                      (3, 'coco30')])
+def test_literal_baseline_equals_pooled(H, labels):
     bench = _bench()
+    bench.labels = labels
     torch.set_num_threads(1)
     res = bench.check_equal(C=6, H=H, B=4, D=16)
     assert res['equal'], res
