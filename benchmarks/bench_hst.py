@@ -11,9 +11,13 @@ C = 200 (VG-200, 19,900 pairs).
 ``literal`` swaps in the formulation of the reference code, written from
 hst.md: the repeat-based semantic decoupling (W1 x_n repeated over classes,
 W2 w_c repeated over locations, W3 then W4 on the (B N C, I) block, pooling
-through a (B, N, C, D) tensor) and the unchunked pair branch (the (B, P, 2I)
-concatenation through W_i2 and W_i3 for every pair). ``ours`` is the
-collapsed / factorised / chunked implementation. Both share the same weights.
+through a (B, N, C, D) tensor), the unchunked pair branch (the (B, P, 2I)
+concatenation through W_i2 and W_i3 for every pair) and the per-gate gated
+GNN (six linear layers, the graph repeated over the batch, two bmm per step).
+``ours`` is the collapsed / factorised / chunked / fused implementation. Both
+share the same weights. Times are the median wall time and the median CPU
+time (process time, all threads) of a step; the machine may be shared, so
+the load average at the start and end of each case is reported too.
 
 Every case runs in its own subprocess; peak memory is the increase of the
 process's peak RSS (``ru_maxrss``) over its value after building the model
@@ -71,6 +75,29 @@ def literal_pairs(ist):
     return forward
 
 
+def literal_gnn(gnn):
+    """The reference's gated GNN: one linear layer per gate, the graph
+    repeated over the batch, two bmm for [A h ; A^T h]."""
+    import torch
+    import torch.nn.functional as F
+
+    def forward(h, adj):
+        B, C, D = h.shape
+        a_in = adj.to(h.dtype).repeat(B, 1).view(B, C, C)
+        a_out = adj.t().to(h.dtype).repeat(B, 1).view(B, C, C)
+        lin = {k: gnn.gate(k) for k in ('w_z', 'w_r', 'w_h', 'u_z', 'u_r', 'u_h')}
+        x = h
+        for _ in range(gnn.num_steps):
+            m = torch.cat([torch.bmm(a_in, x), torch.bmm(a_out, x)], 2).view(B * C, -1)
+            xf = x.reshape(B * C, D)
+            z = torch.sigmoid(F.linear(m, *lin['w_z']) + F.linear(xf, *lin['u_z']))
+            r = torch.sigmoid(F.linear(m, *lin['w_r']) + F.linear(xf, *lin['u_r']))
+            ht = torch.tanh(F.linear(m, *lin['w_h']) + F.linear(r * xf, *lin['u_h']))
+            x = ((1 - z) * xf + z * ht).view(B, C, D)
+        return x
+    return forward
+
+
 def worker(args) -> dict:
     import numpy as np
     import torch
@@ -92,6 +119,7 @@ def worker(args) -> dict:
     if args.impl == 'literal':
         head.trunk.sd.forward = literal_sd(head.trunk.sd)
         head.ist.forward = literal_pairs(head.ist)
+        head.trunk.gnn.forward = literal_gnn(head.trunk.gnn)
     head.set_label_graph(torch.rand(C, C))
     with torch.no_grad():
         head.cst.prototypes.normal_()
@@ -119,17 +147,21 @@ def worker(args) -> dict:
         return float(total)
 
     base = _rss_mb()
-    times, loss = [], None
+    load0 = os.getloadavg()[0]
+    times, cpu, loss = [], [], None
     for i in range(args.warmup + args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = step()
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     return dict(impl=args.impl, classes=C, batch=B, size=S,
                 pairs=C * (C - 1) // 2, max_chunk_mb=args.max_chunk_mb,
                 time_s=float(np.median(times)), times=times,
+                cpu_s=float(np.median(cpu)), cpu_times=cpu,
                 peak_mb=_rss_mb() - base, base_mb=base, loss=loss,
-                threads=args.threads)
+                threads=args.threads,
+                load=[load0, os.getloadavg()[0]])
 
 
 def run_case(args, **kw) -> dict:
@@ -163,6 +195,10 @@ def main(argv=None):
                    'batch 32)')
     p.add_argument('--run-literal-vg', dest='skip_literal_vg', action='store_false')
     p.add_argument('--out', default=None, help='write the results as JSON')
+    p.add_argument('--cases', default=None,
+                   help='comma-separated indices of the cases to run '
+                   '(0: C=80 7x7, 1: C=80 14x14, 2: C=200 7x7 256 MB, '
+                   '3: C=200 7x7 64 MB)')
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
@@ -175,6 +211,8 @@ def main(argv=None):
         dict(classes=200, size=7, max_chunk_mb=256.0),
         dict(classes=200, size=7, max_chunk_mb=64.0),
     ]
+    if args.cases:
+        cases = [cases[int(i)] for i in args.cases.split(',')]
     rows = []
     for case in cases:
         ours = run_case(args, impl='ours', **case)
@@ -198,10 +236,13 @@ def _print_row(row, batch):
     if 'error' in o:
         print(f'{name}: ours failed: {o["error"]}')
         return
-    line = f"{name}: ours {o['time_s']:.2f} s, {o['peak_mb']:.0f} MB"
+    line = (f"{name}: ours {o['time_s']:.2f} s wall, {o['cpu_s']:.2f} s CPU, "
+            f"{o['peak_mb']:.0f} MB (load {o['load'][0]:.1f}-{o['load'][1]:.1f})")
     if l is not None and 'error' not in l:
-        line += (f" | literal {l['time_s']:.2f} s, {l['peak_mb']:.0f} MB | "
-                 f"speed-up x{l['time_s'] / o['time_s']:.2f}, memory "
+        line += (f" | literal {l['time_s']:.2f} s wall, {l['cpu_s']:.2f} s CPU, "
+                 f"{l['peak_mb']:.0f} MB (load {l['load'][0]:.1f}-{l['load'][1]:.1f})"
+                 f" | speed-up x{l['time_s'] / o['time_s']:.2f} wall, "
+                 f"x{l['cpu_s'] / o['cpu_s']:.2f} CPU, memory "
                  f"x{l['peak_mb'] / max(o['peak_mb'], 1e-6):.2f} less")
     elif l is not None:
         line += f" | literal: {l['error'][-300:]}"
