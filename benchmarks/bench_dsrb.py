@@ -167,39 +167,13 @@ def _bench_hst_literal_sd():
     return literal_sd
 
 
-def _gnn_weights(gnn):
-    """The six (weight, bias) pairs (W_z, U_z, W_r, U_r, W, U) of the trunk's
-    gated GNN: ``GatedGNN.gate`` (fused layout), else the per-gate layers."""
-    names = ('w_z', 'u_z', 'w_r', 'u_r', 'w_h', 'u_h')
-    if hasattr(gnn, 'gate'):
-        return [gnn.gate(k) for k in names]
-    return [(getattr(gnn, k).weight, getattr(gnn, k).bias) for k in names]
-
-
 def literal_gnn(gnn):
-    """The reference's gated GNN (HCP-MLR-PL model/GraphNeuralNetwork.py):
-    adjacency repeated over the batch and ``bmm``, six separate linears on
-    the flattened (B C, .) nodes. Same weights as ``gnn``."""
-    import torch
-    import torch.nn.functional as F
-
-    def forward(h, adj):
-        (wz, bz), (uz, cz), (wr, br), (ur, cr), (wh, bh), (uh, ch) = \
-            _gnn_weights(gnn)
-        B, C, D = h.shape
-        in_m = adj.repeat(B, 1).view(B, C, C)
-        out_m = adj.t().repeat(B, 1).view(B, C, C)
-        nodes = h
-        for _ in range(gnn.num_steps):
-            a = torch.cat((torch.bmm(in_m, nodes), torch.bmm(out_m, nodes)),
-                          2).view(B * C, -1)
-            flat = nodes.reshape(B * C, -1)
-            z = torch.sigmoid(F.linear(a, wz, bz) + F.linear(flat, uz, cz))
-            r = torch.sigmoid(F.linear(a, wr, br) + F.linear(flat, ur, cr))
-            hh = torch.tanh(F.linear(a, wh, bh) + F.linear(r * flat, uh, ch))
-            nodes = ((1 - z) * flat + z * hh).view(B, C, D)
-        return nodes
-    return forward
+    """``literal_gnn`` of benchmarks/bench_hst.py (the reference's gated GNN:
+    one linear layer per gate, the graph repeated over the batch, two bmm per
+    step; same weights as ``gnn``), imported, not copied."""
+    _bench_hst_literal_sd()  # puts benchmarks/ on sys.path
+    from bench_hst import literal_gnn as hst_literal_gnn
+    return hst_literal_gnn(gnn)
 
 
 def _literal_class():

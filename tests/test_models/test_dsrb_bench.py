@@ -62,3 +62,6 @@ def test_literal_baseline_uses_bench_hst_literal_sd():
     sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
     import bench_hst
     assert bench._bench_hst_literal_sd() is bench_hst.literal_sd
+    gnn = torch.nn.Module()  # any object: literal_gnn only wraps it
+    assert bench.literal_gnn(gnn).__qualname__ == \
+        bench_hst.literal_gnn(gnn).__qualname__
