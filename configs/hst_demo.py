@@ -34,7 +34,10 @@ model = dict(
 )
 custom_hooks = [
     dict(type='LabelGraphHook'),
-    dict(type='CSTPrototypeHook', start_epoch=3, interval=2, batch_size=64),
+    # un-augmented training images (the protocol configs use the reference's
+    # pipeline='train')
+    dict(type='CSTPrototypeHook', start_epoch=3, interval=2, batch_size=64,
+         pipeline='test'),
     dict(type='PseudoLabelPrecisionHook'),
 ]
 model_wrapper_cfg = dict(type='MMDistributedDataParallel',

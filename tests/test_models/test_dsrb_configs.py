@@ -26,7 +26,12 @@ def test_config_states_the_protocol(path):
     assert head.type == 'DSRBHead'
     assert head.num_classes == NUM_CLASSES[ds]
     assert cfg.data_preprocessor.num_classes == NUM_CLASSES[ds]
-    assert cfg.model.backbone.type == 'ResNet' and cfg.model.backbone.depth == 101
+    bb = cfg.model.backbone
+    assert bb.type == 'ResNet' and bb.depth == 101
+    assert bb.frozen_stages == 3 and bb.norm_eval is False
+    # the protocol's ImageNet weights (download on first use)
+    assert dict(bb.init_cfg) == dict(type='Pretrained',
+                                     checkpoint='torchvision://resnet101')
     assert head.trunk.avg_pool and head.trunk.feat_channels == 1024
     assert head.trunk.class_embedding.path == f'data/{ds}/glove_embeddings.npy'
     tl = cfg.train_dataloader
@@ -51,6 +56,7 @@ def test_config_states_the_protocol(path):
         assert head.pprb.quadrant_split == 'floor'  # the reference's H // 2
         ph = hooks['PPRBPrototypeHook']
         assert (ph.start_epoch, ph.interval, ph.max_per_quadrant) == (5, 5, 100)
+        assert ph.pipeline == 'train'  # augmented images, as the reference
     else:
         assert 'PPRBPrototypeHook' not in hooks
     assert cfg.model_wrapper_cfg.find_unused_parameters

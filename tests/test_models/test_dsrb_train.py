@@ -65,7 +65,7 @@ def options(data_root, emb, work_dir, max_epochs, extra=()):
 
 
 RESNET = ['model.backbone.depth=18', 'model.backbone.base_channels=8',
-          'model.backbone.stem_channels=8',
+          'model.backbone.stem_channels=8', 'model.backbone.init_cfg=None',
           'model.head.in_channels=64']
 
 

@@ -1,9 +1,11 @@
 # DSRB (IPRB + PPRB on the semantic trunk) on ResNet-101 (dsrb.md,
 # protocol.md). layer4 map (B, 2048, 14, 14) at 448 px -> 2x2 avg pooling ->
-# 1x1 conv to D = 1024 + BN inside the trunk. Stages 1-3 frozen, BN in eval.
-# ImageNet weights are opt-in (no download in offline runs), e.g.
-#   --cfg-options model.backbone.init_cfg.type=Pretrained \
-#                 model.backbone.init_cfg.checkpoint=torchvision://resnet101
+# 1x1 conv to D = 1024 + BN inside the trunk. Stages 1-3 frozen, BN in eval
+# (layer4's BN trains).
+# ImageNet weights (the protocol's torchvision ResNet-101) are loaded by
+# init_weights() when training starts (a download on first use, then cached
+# by torch hub). Offline / from scratch:
+#   --cfg-options model.backbone.init_cfg=None
 # Class embeddings: the reference's 300-d GloVe vectors of the class names as
 # a (C, 300) .npy file (model.head.trunk.class_embedding.path), or
 # dict(type='CLIPClassEmbedding', class_names=..., pretrained='openai') or
@@ -12,8 +14,13 @@
 # only); see configs/iprb_coco_p*.py and configs/pprb_coco_p*.py.
 model = dict(
     type='ImageClassifier',
+    # stem + stages 1-3 frozen, their BN in eval mode (frozen_stages=3);
+    # layer4 trains with its BN in train mode, as the reference does
+    # (backbone.eval(); backbone.layer4.train()).
     backbone=dict(type='ResNet', depth=101, num_stages=4, out_indices=(3, ),
-                  frozen_stages=3, norm_eval=True, style='pytorch'),
+                  frozen_stages=3, norm_eval=False, style='pytorch',
+                  init_cfg=dict(type='Pretrained',
+                                checkpoint='torchvision://resnet101')),
     neck=None,
     head=dict(
         type='DSRBHead',
@@ -49,10 +56,10 @@ custom_hooks = [
     # label graph from the known training labels, before training
     dict(type='LabelGraphHook'),
     # (C, 4, D) prototypes at epochs 5, 10, 15 from the first 100 images per
-    # (class, quadrant) in dataset order; un-augmented images
-    # (pipeline='train' reproduces the reference's augmented ones)
+    # (class, quadrant) in dataset order, through the training pipeline
+    # (augmented images, as the reference); pipeline='test' = un-augmented
     dict(type='PPRBPrototypeHook', start_epoch=5, interval=5,
-         max_per_quadrant=100, pipeline='test'),
+         max_per_quadrant=100, pipeline='train'),
     # alpha / beta clamped into [0, 1] after every optimizer step
     dict(type='BlendWeightClampHook'),
 ]

@@ -1,9 +1,10 @@
 # HST (IST + CST on the semantic trunk) on ResNet-101 (hst.md, protocol.md).
 # layer4 map (B, 2048, 14, 14) at 448 px -> 2x2 avg pooling -> 1x1 conv to
 # D = 1024 + BN inside the head. Stages 1-3 frozen, BN in eval mode.
-# ImageNet weights are opt-in (no download in offline runs), e.g.
-#   --cfg-options model.backbone.init_cfg.type=Pretrained \
-#                 model.backbone.init_cfg.checkpoint=torchvision://resnet101
+# ImageNet weights (the protocol's torchvision ResNet-101) are loaded by
+# init_weights() when training starts (a download on first use, then cached
+# by torch hub). Offline / from scratch:
+#   --cfg-options model.backbone.init_cfg=None
 # Class embeddings: the reference's 300-d GloVe vectors of the class names as
 # a (C, 300) .npy file (set model.head.class_embedding.path), or switch to
 # dict(type='CLIPClassEmbedding', class_names=..., pretrained='openai') or
@@ -15,7 +16,9 @@ model = dict(
     # (backbone.eval(); backbone.layer4.train()). norm_eval=True would also
     # freeze layer4's BN statistics.
     backbone=dict(type='ResNet', depth=101, num_stages=4, out_indices=(3, ),
-                  frozen_stages=3, norm_eval=False, style='pytorch'),
+                  frozen_stages=3, norm_eval=False, style='pytorch',
+                  init_cfg=dict(type='Pretrained',
+                                checkpoint='torchvision://resnet101')),
     neck=None,
     head=dict(
         type='HSTHead',
@@ -48,9 +51,10 @@ model = dict(
 custom_hooks = [
     # label graph from the known training labels, before training
     dict(type='LabelGraphHook'),
-    # prototypes at epoch 5, 10, 15 from un-augmented training images
-    # (pipeline='train' reproduces the reference's augmented ones)
-    dict(type='CSTPrototypeHook', start_epoch=5, interval=5, pipeline='test'),
+    # prototypes at epoch 5, 10, 15 from the training images through the
+    # training pipeline (augmented), as the reference computes them;
+    # pipeline='test' uses un-augmented images instead (protocol.md, switches)
+    dict(type='CSTPrototypeHook', start_epoch=5, interval=5, pipeline='train'),
     # how many unknown labels IST / CST make positive, and their precision
     dict(type='PseudoLabelPrecisionHook'),
 ]

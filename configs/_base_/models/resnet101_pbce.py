@@ -1,5 +1,6 @@
 # Baseline of the known-proportion protocol: ResNet-101 (ImageNet-1k,
-# stages 1-3 frozen, BN in eval mode) + global average pooling + linear
+# stem and stages 1-3 frozen with their BN in eval mode, layer4 and its BN
+# trained, as in the SSGRL-family reference) + global average pooling + linear
 # classifier trained with partial BCE on the known labels only.
 # The ImageNet weights are mmpretrain's ResNet-101 checkpoint, downloaded by
 # init_weights() when training starts. Offline runs without them:
@@ -14,7 +15,7 @@ model = dict(
         num_stages=4,
         out_indices=(3, ),
         frozen_stages=3,
-        norm_eval=True,
+        norm_eval=False,  # layer4's BN trains; stages 1-3 frozen in eval
         style='pytorch',
         init_cfg=dict(
             type='Pretrained',

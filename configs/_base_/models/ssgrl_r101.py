@@ -8,7 +8,9 @@ model = dict(
     # (backbone.eval(); backbone.layer4.train()). norm_eval=True would also
     # freeze layer4's BN statistics.
     backbone=dict(type='ResNet', depth=101, num_stages=4, out_indices=(3, ),
-                  frozen_stages=3, norm_eval=False, style='pytorch'),
+                  frozen_stages=3, norm_eval=False, style='pytorch',
+                  init_cfg=dict(type='Pretrained',
+                                checkpoint='torchvision://resnet101')),
     neck=None,
     head=dict(
         type='SSGRLHead',

@@ -33,6 +33,9 @@ def test_config_states_the_protocol(path):
     bb = cfg.model.backbone
     assert (bb.type, bb.depth, bb.out_indices) == ('ResNet', 101, (3, ))
     assert bb.frozen_stages == 3 and bb.norm_eval is False
+    # the protocol's ImageNet weights (download on first use)
+    assert dict(bb.init_cfg) == dict(type='Pretrained',
+                                     checkpoint='torchvision://resnet101')
     assert head.avg_pool is True and head.in_channels == 2048
     assert (head.feat_channels, head.inter_channels, head.out_channels) == \
         (1024, 512, 1024)
@@ -68,6 +71,7 @@ def test_config_states_the_protocol(path):
         assert head.prototype_loss.mode == 'reference'
         ph = hooks['CSTPrototypeHook']
         assert (ph.start_epoch, ph.interval) == (5, 5)
+        assert ph.pipeline == 'train'  # augmented images, as the reference
     assert 'PseudoLabelPrecisionHook' in hooks
 
 
