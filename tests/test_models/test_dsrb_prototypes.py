@@ -250,7 +250,7 @@ def test_hook_pipeline_switch_uses_a_copy():
         model=model, epoch=5, train_dataloader=loader(ds),
         logger=logging.getLogger('test'),
         cfg=dict(val_dataloader=dict(dataset=dict(pipeline=[zero_some]))))
-    hook = HOOKS.build(dict(type='PPRBPrototypeHook'))  # 'test' pipeline
+    hook = HOOKS.build(dict(type='PPRBPrototypeHook', pipeline='test'))
     hook.before_train_epoch(runner)
     assert hook._loader.dataset is not ds and ds.pipeline is not zero_some
     ds_half = TinyDataset()
@@ -258,6 +258,31 @@ def test_hook_pipeline_switch_uses_a_copy():
     expected = naive_prototypes(model, ds_half, 100)[0]
     torch.testing.assert_close(model.head.pprb.prototypes, expected,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_hook_default_uses_the_training_pipeline():
+    """Default pipeline='train' (reference: augmented training images): the
+    prototypes come from the training dataset's own pipeline, not from the
+    config's val pipeline."""
+    model, ds = TinyModel(), TinyDataset()
+
+    def double(d):
+        d['inputs'] = d['inputs'] * 2.0
+        return d
+    ds.pipeline = double  # stands for the training augmentations
+    runner = SimpleNamespace(
+        model=model, epoch=5, train_dataloader=loader(ds),
+        logger=logging.getLogger('test'),
+        cfg=dict(val_dataloader=dict(dataset=dict(pipeline=[lambda d: d]))))
+    hook = HOOKS.build(dict(type='PPRBPrototypeHook'))
+    assert hook.pipeline == 'train'
+    hook.before_train_epoch(runner)
+    assert hook._loader.dataset is ds
+    expected = naive_prototypes(model, ds, 100)[0]  # ds[i] applies `double`
+    torch.testing.assert_close(model.head.pprb.prototypes, expected,
+                               rtol=1e-5, atol=1e-6)
+    plain = naive_prototypes(model, TinyDataset(), 100)[0]
+    assert not torch.allclose(model.head.pprb.prototypes, plain, atol=1e-3)
 
 
 def test_hook_requires_pprb():

@@ -1,63 +1,17 @@
 """Hook computing the CST class prototypes on schedule."""
-import copy
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.dataset import DefaultSampler, pseudo_collate
+from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
-from mmpretrain.registry import HOOKS, TRANSFORMS
-from torch.utils.data import DataLoader, Dataset
+from mmpretrain.registry import HOOKS
+from torch.utils.data import DataLoader
 
 from mlrpl_mm.utils import gather_by_index, sample_indices
 
 from .label_graph_hook import training_partial_labels, unwrap_model
-
-
-class _PipelineView(Dataset):
-    """A dataset's data infos passed through another pipeline."""
-
-    def __init__(self, dataset, pipeline) -> None:
-        self.dataset = dataset
-        self.pipeline = pipeline
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, idx: int):
-        info = self.dataset.get_data_info(idx)
-        info.setdefault('sample_idx', idx)
-        return self.pipeline(info)
-
-
-def _find_pipeline(cfg) -> Optional[list]:
-    """First ``pipeline`` list in a (nested) dataset config."""
-    if cfg is None:
-        return None
-    if isinstance(cfg, dict):
-        if cfg.get('pipeline') is not None:
-            return list(cfg['pipeline'])
-        for key in ('dataset', 'datasets'):
-            sub = cfg.get(key)
-            subs = sub if isinstance(sub, (list, tuple)) else [sub]
-            for s in subs:
-                p = _find_pipeline(s)
-                if p is not None:
-                    return p
-    return None
-
-
-class _Compose:
-    def __init__(self, transforms: Sequence[Union[dict, callable]]) -> None:
-        self.transforms = [TRANSFORMS.build(copy.deepcopy(t)) if isinstance(t, dict)
-                           else t for t in transforms]
-
-    def __call__(self, data):
-        for t in self.transforms:
-            data = t(data)
-            if data is None:
-                raise RuntimeError(f'CSTPrototypeHook: transform {t} returned None')
-        return data
+from .training_set_loader import build_training_set_loader, check_pipeline_arg
 
 
 @torch.no_grad()
@@ -123,10 +77,13 @@ class CSTPrototypeHook(Hook):
     Args:
         start_epoch (int): First epoch. Defaults to 5.
         interval (int): Recompute every this many epochs. Defaults to 5.
-        pipeline (str | list): ``'test'`` (default: the val/test pipeline of
-            the config, i.e. un-augmented images), ``'train'`` (the
-            training pipeline, as the reference does) or a list of
-            transforms.
+        pipeline (str | list): Images of this pass
+            (:mod:`~mlrpl_mm.engine.hooks.training_set_loader`):
+            ``'train'`` (default, the reference behaviour: the training
+            dataset as configured, i.e. augmented training images),
+            ``'test'`` (the improvement switch: the training set's data
+            infos through the val/test pipeline of the config, i.e.
+            un-augmented images) or a list of transforms.
         batch_size (int, optional): Defaults to the train batch size.
         num_workers (int): Defaults to 0.
         head_attr (str): Defaults to ``'head'``.
@@ -135,15 +92,13 @@ class CSTPrototypeHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, start_epoch: int = 5, interval: int = 5,
-                 pipeline: Union[str, List[dict]] = 'test',
+                 pipeline: Union[str, List[dict]] = 'train',
                  batch_size: Optional[int] = None, num_workers: int = 0,
                  head_attr: str = 'head') -> None:
         if interval <= 0 or start_epoch < 0:
             raise ValueError('CSTPrototypeHook: start_epoch must be >= 0 and '
                              f'interval > 0, got {start_epoch}, {interval}')
-        if isinstance(pipeline, str) and pipeline not in ('test', 'train'):
-            raise ValueError("CSTPrototypeHook: pipeline must be 'test', "
-                             f"'train' or a list of transforms, got {pipeline!r}")
+        check_pipeline_arg(pipeline, 'CSTPrototypeHook')
         self.start_epoch = start_epoch
         self.interval = interval
         self.pipeline = pipeline
@@ -158,24 +113,11 @@ class CSTPrototypeHook(Hook):
         return epoch - (epoch - self.start_epoch) % self.interval
 
     def build_loader(self, runner) -> DataLoader:
-        train_loader = runner.train_dataloader
-        dataset = train_loader.dataset
-        if self.pipeline == 'train':
-            view = dataset
-        else:
-            pipe = self.pipeline
-            if pipe == 'test':
-                pipe = _find_pipeline(runner.cfg.get('val_dataloader')) or \
-                    _find_pipeline(runner.cfg.get('test_dataloader'))
-                if pipe is None:
-                    raise ValueError(
-                        'CSTPrototypeHook: no val/test pipeline in the config; '
-                        "pass pipeline=[...] or pipeline='train'")
-            view = _PipelineView(dataset, _Compose(pipe))
-        bs = self.batch_size or train_loader.batch_size
-        return DataLoader(view, batch_size=bs, num_workers=self.num_workers,
-                          sampler=DefaultSampler(view, shuffle=False),
-                          collate_fn=pseudo_collate)
+        """A non-shuffled (distributed) loader over the training set."""
+        return build_training_set_loader(
+            runner, self.pipeline, 'CSTPrototypeHook',
+            batch_size=self.batch_size, num_workers=self.num_workers,
+            collate_fn=pseudo_collate)
 
     def before_train_epoch(self, runner) -> None:
         target = self.scheduled_epoch(runner.epoch)

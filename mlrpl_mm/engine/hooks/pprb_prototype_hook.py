@@ -1,15 +1,15 @@
 """Per-class, per-quadrant prototypes of PPRB (DSRB), computed by a hook."""
-import copy
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.dataset import Compose, DefaultSampler
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 from torch.utils.data import DataLoader
 
 from mlrpl_mm.models.layers.pprb import NUM_QUADRANTS
 from mlrpl_mm.utils import gather_by_index, sample_indices, stack_field
+
+from .training_set_loader import build_training_set_loader, check_pipeline_arg
 
 
 class QuadrantPrototypeAccumulator:
@@ -121,21 +121,6 @@ class QuadrantPrototypeAccumulator:
         return proto.float(), n_class > 0, counts
 
 
-def _find_pipeline(cfg) -> Optional[list]:
-    """The first ``pipeline`` list of a (nested) dataloader/dataset config."""
-    if not isinstance(cfg, dict):
-        return None
-    if cfg.get('pipeline') is not None:
-        return list(cfg['pipeline'])
-    for key in ('dataset', 'datasets'):
-        sub = cfg.get(key)
-        for s in (sub if isinstance(sub, (list, tuple)) else [sub]):
-            found = _find_pipeline(s)
-            if found is not None:
-                return found
-    return None
-
-
 def _find_head(model, head_attr: str):
     model = model.module if hasattr(model, 'module') else model
     head = getattr(model, head_attr, None)
@@ -222,10 +207,12 @@ class PPRBPrototypeHook(Hook):
     the latest scheduled epoch); otherwise (e.g. a checkpoint written before
     the first computation, or a schedule change) they are computed now.
 
-    Pipeline: ``'test'`` (default, as every prototype hook of this package:
-    the val/test pipeline of the config, i.e. un-augmented training images),
-    ``'train'`` (the training dataset as configured: augmented images, as the
-    reference computes them) or an explicit list of transforms. The order is
+    Pipeline (:mod:`~mlrpl_mm.engine.hooks.training_set_loader`, shared with
+    ``CSTPrototypeHook``): ``'train'`` (default, the reference behaviour: the
+    training dataset as configured, i.e. augmented training images),
+    ``'test'`` (the improvement switch: the training set's data infos through
+    the val/test pipeline of the config, i.e. un-augmented images) or an
+    explicit list of transforms. The order is
     the dataset order (the reference's loader is shuffled, which makes its
     first-100 rule nondeterministic); the first ``max_per_quadrant`` images
     per (class, quadrant) in dataset order are averaged (None: all).
@@ -234,8 +221,8 @@ class PPRBPrototypeHook(Hook):
         start_epoch (int): First epoch. Defaults to 5.
         interval (int): Recompute every ``interval`` epochs. Defaults to 5.
         max_per_quadrant (int, optional): Defaults to 100 (reference).
-        pipeline (str | list): ``'test'``, ``'train'`` or a list of
-            transforms for this pass. Defaults to ``'test'``.
+        pipeline (str | list): ``'train'``, ``'test'`` or a list of
+            transforms for this pass. Defaults to ``'train'`` (reference).
         batch_size (int, optional): Defaults to the training batch size.
         num_workers (int, optional): Defaults to the training loader's.
         head_attr (str): Defaults to ``'head'``.
@@ -245,16 +232,14 @@ class PPRBPrototypeHook(Hook):
 
     def __init__(self, start_epoch: int = 5, interval: int = 5,
                  max_per_quadrant: Optional[int] = 100,
-                 pipeline: Union[str, Sequence] = 'test',
+                 pipeline: Union[str, Sequence] = 'train',
                  batch_size: Optional[int] = None,
                  num_workers: Optional[int] = None,
                  head_attr: str = 'head') -> None:
         if start_epoch < 0 or interval < 1:
             raise ValueError('PPRBPrototypeHook: start_epoch must be >= 0 and '
                              f'interval >= 1, got {start_epoch}, {interval}')
-        if isinstance(pipeline, str) and pipeline not in ('test', 'train'):
-            raise ValueError("PPRBPrototypeHook: pipeline must be 'test', 'train' "
-                             f'or a list of transforms, got {pipeline!r}')
+        check_pipeline_arg(pipeline, 'PPRBPrototypeHook')
         self.start_epoch = start_epoch
         self.interval = interval
         self.max_per_quadrant = max_per_quadrant
@@ -278,32 +263,9 @@ class PPRBPrototypeHook(Hook):
 
     def build_loader(self, runner) -> DataLoader:
         """A non-shuffled (distributed) loader over the training dataset."""
-        train_loader = runner.train_dataloader
-        dataset = train_loader.dataset
-        pipeline = self.pipeline
-        if pipeline == 'test':
-            cfg = getattr(runner, 'cfg', None) or {}
-            pipeline = _find_pipeline(cfg.get('val_dataloader')) or \
-                _find_pipeline(cfg.get('test_dataloader'))
-            if pipeline is None:
-                raise ValueError(
-                    'PPRBPrototypeHook: no val/test pipeline in the config; '
-                    "pass pipeline=[...] or pipeline='train'")
-        if pipeline != 'train':
-            if not hasattr(dataset, 'pipeline'):
-                raise AttributeError(
-                    f'PPRBPrototypeHook: the training dataset '
-                    f'({type(dataset).__name__}) has no pipeline attribute to '
-                    "replace; use pipeline='train'")
-            dataset = copy.copy(dataset)
-            dataset.pipeline = Compose(list(pipeline))
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size or train_loader.batch_size,
-            sampler=DefaultSampler(dataset, shuffle=False),
-            num_workers=train_loader.num_workers if self.num_workers is None
-            else self.num_workers,
-            collate_fn=train_loader.collate_fn)
+        return build_training_set_loader(
+            runner, self.pipeline, 'PPRBPrototypeHook',
+            batch_size=self.batch_size, num_workers=self.num_workers)
 
     def before_train_epoch(self, runner) -> None:
         _, head = _find_head(runner.model, self.head_attr)
