@@ -8,6 +8,7 @@ import inspect
 from types import SimpleNamespace
 
 import pytest
+import torch
 from mmengine.dataset import BaseDataset, pseudo_collate
 from mmpretrain.registry import HOOKS, TRANSFORMS
 from torch.utils.data import DataLoader
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader
 import mlrpl_mm  # noqa: F401
 from mlrpl_mm.engine.hooks import CSTPrototypeHook, PPRBPrototypeHook
 from mlrpl_mm.engine.hooks.training_set_loader import (
-    PipelineView, build_training_set_loader, find_pipeline)
+    PipelineView, SeededView, build_training_set_loader, find_pipeline)
 
 HOOK_NAMES = ['CSTPrototypeHook', 'PPRBPrototypeHook']
 N = 7
@@ -86,7 +87,8 @@ def test_default_loader_applies_the_training_pipeline(name):
     hook = HOOKS.build(dict(type=name))
     # a val pipeline in the config must not be used by the default
     loader = hook.build_loader(_runner(ds, VAL_CFG))
-    assert loader.dataset is ds  # the training dataset as configured
+    # the training dataset as configured, with seeded augmentation
+    assert isinstance(loader.dataset, SeededView) and loader.dataset.dataset is ds
     items = _items(loader)
     assert [it['sample_idx'] for it in items] == list(range(N))  # not shuffled
     assert [it['img_id'] for it in items] == list(range(N))
@@ -182,3 +184,63 @@ def test_find_pipeline_nested():
     assert find_pipeline(dict(dataset=dict(type='ConcatDataset', datasets=[
         dict(type='X'), dict(dataset=dict(pipeline=p))]))) == p
     assert find_pipeline(dict(pipeline=None, dataset=dict(type='X'))) is None
+
+
+class _RandomAug(torch.utils.data.Dataset):
+    """Each item draws from the three global generators (as transforms do)."""
+
+    def __len__(self):
+        return 7
+
+    def __getitem__(self, idx):
+        import random
+
+        import numpy as np
+        return (idx, random.random(), float(np.random.rand()),
+                float(torch.rand(1)))
+
+
+def _read(view, order, num_workers=0):
+    loader = DataLoader(view, batch_size=None, num_workers=num_workers,
+                        sampler=list(order))
+    return {int(it[0]): tuple(float(x) for x in it[1:]) for it in loader}
+
+
+def test_seeded_view_augmentation_depends_on_the_index_only():
+    """The same draws whatever the order, the sharding or the workers (so N
+    processes see the single-process images); new draws in another epoch or
+    with another seed; the caller's random streams are left as they were."""
+    import random
+
+    import numpy as np
+    view = SeededView(_RandomAug(), seed=3, epoch=5)
+    ref = _read(view, range(7))
+    assert _read(view, reversed(range(7))) == ref
+    # two 'ranks' reading interleaved shards, each with a worker process
+    shards = {**_read(view, range(0, 7, 2), num_workers=1),
+              **_read(view, range(1, 7, 2), num_workers=1)}
+    assert shards == ref
+    assert len({v for v in ref.values()}) == 7  # images differ from each other
+    other_epoch = _read(SeededView(_RandomAug(), seed=3, epoch=6), range(7))
+    other_seed = _read(SeededView(_RandomAug(), seed=4, epoch=5), range(7))
+    assert all(other_epoch[i] != ref[i] and other_seed[i] != ref[i]
+               for i in range(7))
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    view[2]
+    assert (random.random(), float(np.random.rand()),
+            float(torch.rand(1))) == expected
+
+
+def test_train_loader_is_seeded_with_runner_seed_and_epoch():
+    ds = _InfoSet()
+    runner = _runner(ds, VAL_CFG)
+    runner.seed, runner.epoch = 11, 4
+    view = HOOKS.build(dict(type='CSTPrototypeHook')).build_loader(
+        runner).dataset
+    assert (view.seed, view.epoch) == (11, 4)

@@ -277,7 +277,7 @@ def test_hook_default_uses_the_training_pipeline():
     hook = HOOKS.build(dict(type='PPRBPrototypeHook'))
     assert hook.pipeline == 'train'
     hook.before_train_epoch(runner)
-    assert hook._loader.dataset is ds
+    assert hook._loader.dataset.dataset is ds  # SeededView of the train set
     expected = naive_prototypes(model, ds, 100)[0]  # ds[i] applies `double`
     torch.testing.assert_close(model.head.pprb.prototypes, expected,
                                rtol=1e-5, atol=1e-6)

@@ -272,8 +272,9 @@ class PPRBPrototypeHook(Hook):
         epoch = runner.epoch
         if not self.needs_update(epoch, int(head.pprb.prototype_epoch)):
             return
-        if self._loader is None:
-            self._loader = self.build_loader(runner)
+        # rebuilt at every computation: the 'train' augmentation is seeded
+        # with the epoch (training_set_loader.SeededView)
+        self._loader = self.build_loader(runner)
         protos, valid, counts = compute_pprb_prototypes(
             runner.model, self._loader, self.head_attr, self.max_per_quadrant,
             num_samples=len(self._loader.dataset))

@@ -8,7 +8,10 @@ Both choose the images' pipeline with the same argument:
 - ``'train'``: the training dataset as configured, i.e. the augmented
   training pipeline. This is what the references do (protocol.md, "faithful
   by default": "prototypes computed on augmented training images"), so it is
-  the hooks' default.
+  the hooks' default. The random augmentation of image ``i`` is drawn from
+  generators seeded with ``(runner seed, epoch, i)`` (:class:`SeededView`), so
+  the prototypes do not depend on the number of processes, the sharding or the
+  data-loader workers: 1 and N processes compute the same prototypes.
 - ``'test'``: the training set's data infos passed through the val (else
   test) pipeline of the config, i.e. un-augmented training images: the
   documented improvement switch.
@@ -29,8 +32,11 @@ single-process result.
 Every error names the hook (``hook_name``) that asked for the loader.
 """
 import copy
+import random
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
+import torch
 from mmengine.dataset import DefaultSampler
 from mmpretrain.registry import TRANSFORMS
 from torch.utils.data import DataLoader, Dataset
@@ -143,16 +149,57 @@ class PipelineView(Dataset):
         return self.pipeline(info)
 
 
-def training_set_view(dataset, pipeline: Union[str, list], hook_name: str):
+class SeededView(Dataset):
+    """``view[i] = dataset[i]`` with the random draws of its pipeline made
+    from ``random``, ``numpy.random`` and torch's CPU generator seeded with
+    ``(seed, epoch, i)``; the generators' previous states are restored after
+    each item, so the view does not disturb the training run's random stream.
+
+    Every image's augmentation is then a function of its index alone: the same
+    whichever process, shard or worker reads it (distributed runs give the
+    single-process result) and the same when read twice in one epoch.
+    """
+
+    def __init__(self, dataset, seed: int = 0, epoch: int = 0) -> None:
+        self.dataset = dataset
+        self.seed = int(seed)
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def item_seed(self, idx: int) -> int:
+        """The 32-bit seed of sample ``idx`` in this epoch."""
+        seq = np.random.SeedSequence([self.seed % 2**32, self.epoch, int(idx)])
+        return int(seq.generate_state(1)[0])
+
+    def __getitem__(self, idx: int):
+        s = self.item_seed(idx)
+        py_state, np_state = random.getstate(), np.random.get_state()
+        torch_state = torch.get_rng_state()
+        try:
+            random.seed(s)
+            np.random.seed(s)
+            torch.default_generator.manual_seed(s)
+            return self.dataset[idx]
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            torch.set_rng_state(torch_state)
+
+
+def training_set_view(dataset, pipeline: Union[str, list], hook_name: str,
+                      seed: int = 0, epoch: int = 0):
     """The training ``dataset`` seen through a resolved ``pipeline``.
 
-    ``'train'``: the dataset itself. A list: a :class:`PipelineView` when the
+    ``'train'``: the dataset itself, as a :class:`SeededView` (seeded with
+    ``seed`` and ``epoch``). A list: a :class:`PipelineView` when the
     dataset has ``get_data_info``, else a shallow copy with its ``pipeline``
     attribute replaced (``AttributeError`` naming the hook when it has
     neither).
     """
     if pipeline == 'train':
-        return dataset
+        return SeededView(dataset, seed=seed, epoch=epoch)
     compose = ComposeOrFail(pipeline, hook_name)
     if hasattr(dataset, 'get_data_info'):
         return PipelineView(dataset, compose)
@@ -174,7 +221,8 @@ def build_training_set_loader(runner, pipeline: PipelineArg, hook_name: str,
     """A non-shuffled (distributed) loader over ``runner``'s training set.
 
     Args:
-        runner: with ``train_dataloader`` (and ``cfg`` for ``'test'``).
+        runner: with ``train_dataloader`` (and ``cfg`` for ``'test'``;
+            ``seed`` and ``epoch`` seed the ``'train'`` augmentation).
         pipeline (str | list): ``'train'``, ``'test'`` or transforms (module
             docstring).
         hook_name (str): Named in every error.
@@ -185,7 +233,8 @@ def build_training_set_loader(runner, pipeline: PipelineArg, hook_name: str,
     train_loader = runner.train_dataloader
     view = training_set_view(train_loader.dataset,
                              resolve_pipeline(runner, pipeline, hook_name),
-                             hook_name)
+                             hook_name, seed=getattr(runner, 'seed', 0) or 0,
+                             epoch=getattr(runner, 'epoch', 0) or 0)
     return DataLoader(
         view,
         batch_size=batch_size or train_loader.batch_size,
