@@ -178,7 +178,8 @@ def test_plot_curves_of_an_hst_run_shows_pseudo_labels(demo_data,
     keys = {k for r in rows for k in r}
     for k in ('loss_cls', 'loss_cooc', 'loss_instance', 'loss_cls_ist',
               'loss_margin_ist', 'loss_cls_cst', 'loss_margin_cst',
-              'loss_prototype', 'ist_new_pos', 'cst_new_pos'):
+              'loss_prototype', 'ist_new_pos', 'cst_new_pos', 'ist_margin',
+              'cst_margin'):
         assert k in keys, (k, sorted(keys))
     # PseudoLabelPrecisionHook: counts every iteration of the phase; the
     # precision once a pseudo positive exists (undefined before)
@@ -188,7 +189,8 @@ def test_plot_curves_of_an_hst_run_shows_pseudo_labels(demo_data,
             assert f'{name}_precision' in keys, sorted(keys)
     tool = _tool('plot_curves')
     _assert_png(tool.main([work]))
-    chosen = ['loss_cooc', 'ist_new_pos', 'cst_new_pos'] + sorted(
+    chosen = ['loss_cooc', 'ist_new_pos', 'cst_new_pos', 'ist_margin',
+              'cst_margin'] + sorted(
         k for k in keys if k.endswith(('_precision', '_pseudo_pos')))
     _assert_png(tool.main([work, '--keys'] + chosen +
                           ['--out', str(tmp_path_factory.mktemp('p') / 'c.png')]))

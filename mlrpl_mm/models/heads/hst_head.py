@@ -61,7 +61,8 @@ class HSTHead(BasePartialLabelHead):
 
     Besides the loss terms, ``loss()`` returns diagnostics (logged, not
     summed): ``ist_new_pos`` / ``cst_new_pos``, the number of unknown labels
-    of the batch turned positive. The last batch's pseudo-positive masks
+    of the batch turned positive, and ``ist_margin`` / ``cst_margin``, the
+    current values of the learnable margins (for the training curves). The last batch's pseudo-positive masks
     and sample indices are kept in :attr:`last_pseudo_labels` for
     ``PseudoLabelPrecisionHook`` (precision against the hidden labels,
     computed outside the model).
@@ -182,6 +183,7 @@ class HSTHead(BasePartialLabelHead):
                 losses['loss_cls_ist'] = w['cls_ist'] * partial_bce_with_logits(logits, y_ist)
                 losses['loss_margin_ist'] = w['margin_ist'] * partial_bce_with_logits(ist, y)
                 losses['ist_new_pos'] = new.sum().float().detach()
+                losses['ist_margin'] = self.ist.margin.detach().clone()
                 pseudo['ist'] = new.detach().cpu()
         if self.instance_loss is not None:
             losses['loss_instance'] = w['instance'] * ramp * self.instance_loss(f, y)
@@ -200,6 +202,7 @@ class HSTHead(BasePartialLabelHead):
             losses['loss_prototype'] = w['prototype'] * self.prototype_loss(
                 sim, y, self.cst.valid_classes)
             losses['cst_new_pos'] = new.sum().float().detach()
+            losses['cst_margin'] = self.cst.margin.detach().clone()
             pseudo['cst'] = new.detach().cpu()
         self.last_pseudo_labels = {k: v.cpu() for k, v in pseudo.items()}
         return losses

@@ -77,7 +77,8 @@ def test_phase2_full_loss_matches_spec():
     losses = head.loss(x, samples(Y))
     assert set(losses) == {'loss_cls', 'loss_cls_ist', 'loss_cls_cst', 'loss_cooc',
                            'loss_margin_ist', 'loss_margin_cst', 'loss_instance',
-                           'loss_prototype', 'ist_new_pos', 'cst_new_pos'}
+                           'loss_prototype', 'ist_new_pos', 'cst_new_pos',
+                           'ist_margin', 'cst_margin'}
     # naive recomputation of every term from the spec
     out = head.trunk(x[0])
     logits, f, y = out['logits'], out['f'], Y.float()
@@ -107,6 +108,10 @@ def test_phase2_full_loss_matches_spec():
     for k, v in expected.items():
         torch.testing.assert_close(losses[k], v, atol=1e-6, rtol=1e-5)
     assert losses['ist_new_pos'] == ((y == 0) & (ist > 0)).sum()
+    # the learnable margins are logged as their current values
+    assert float(losses['ist_margin']) == float(head.ist.margin)
+    assert float(losses['cst_margin']) == -0.5 == float(head.cst.margin)
+    assert not losses['ist_margin'].requires_grad
     assert losses['cst_new_pos'] == ((y == 0) & (cst > 0)).sum() > 0
     assert set(head.last_pseudo_labels) == {'sample_idx', 'ist', 'cst'}
     total = sum(v for k, v in losses.items() if 'loss' in k)
