@@ -158,3 +158,33 @@ def test_sweep_several_methods_one_curve_each(demo_data, tmp_path,
     assert all(p['known_ratio'] == 0.5 for p in pts)
     with open(out['png'], 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_default_sweep_uses_the_light_demo_configs_and_builds_the_data(
+        tmp_path, monkeypatch):
+    """With no --configs the sweep trains the light demo configs (existing,
+    proportion-protocol training sets, cheaper than the demo configs), and
+    the demo dataset is generated when it is missing, not when present."""
+    from mmengine.config import Config
+    sweep = _sweep_tool()
+    configs = sweep.default_configs()
+    assert [sweep.method_name(c) for c in configs] == ['pbce_demo_lite',
+                                                       'hst_demo_lite']
+    for c in configs:
+        cfg = sweep.build_run_config(osp.join(ROOT, c), 0.5, None, None, {})
+        assert cfg.train_dataloader.dataset.known_ratio == 0.5
+        full = Config.fromfile(osp.join(ROOT, c.replace('_lite', '')))
+        assert cfg.train_cfg.max_epochs < full.train_cfg.max_epochs
+        assert cfg.model.backbone.base_channels < full.model.backbone.get(
+            'base_channels', 64)
+    calls = []
+    monkeypatch.setattr(sweep.subprocess, 'run',
+                        lambda cmd, **kw: calls.append(cmd))
+    sweep.ensure_demo_data(str(tmp_path / 'demo'))
+    assert len(calls) == 1 and 'make_demo_dataset.py' in calls[0][1]
+    assert calls[0][-1] == str(tmp_path / 'demo')
+    ann = tmp_path / 'demo' / 'annotations'
+    ann.mkdir(parents=True)
+    (ann / 'instances_val2014.json').write_text('{}')
+    sweep.ensure_demo_data(str(tmp_path / 'demo'))
+    assert len(calls) == 1
