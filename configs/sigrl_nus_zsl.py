@@ -64,6 +64,9 @@ test_dataloader = dict(
 )
 test_evaluator = dict(type='ZeroShotMultiLabelMetric', mode='both',
                       topks=(3, 5), ap_style='sklearn')
+# The zero-shot split of NUS-WIDE has no validation set: validation runs on
+# the test split, so best_*.pth is selected on the test set. Report the last
+# checkpoint (epoch_20.pth, tools/test.py) for a selection-free figure.
 val_dataloader = test_dataloader
 val_evaluator = test_evaluator
 

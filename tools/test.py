@@ -22,6 +22,7 @@ from mmengine.runner import Runner  # noqa: E402
 import mlrpl_mm  # noqa: E402,F401
 from mlrpl_mm.apis import (apply_trust_flag, set_dataloader_defaults,  # noqa: E402
                            setup_cpu_distributed)
+from mlrpl_mm.utils import shutdown_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -44,17 +45,6 @@ def parse_args(argv=None):
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def _shutdown_distributed() -> None:
-    """Wait for every rank, then tear the process group down before the
-    interpreter exits: without it a gloo rank can abort at exit
-    ("terminate called without an active exception") while its peer is
-    already gone, failing a run that has finished its work."""
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 def main(argv=None):
@@ -84,7 +74,7 @@ def main(argv=None):
     if args.out and args.out_item == 'metrics' and is_main_process():
         with open(args.out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
-    _shutdown_distributed()
+    shutdown_distributed()
     return metrics
 
 

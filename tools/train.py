@@ -22,6 +22,7 @@ from mmengine.runner import Runner  # noqa: E402
 import mlrpl_mm  # noqa: E402,F401  (registers the components)
 from mlrpl_mm.apis import (apply_trust_flag, set_dataloader_defaults,  # noqa: E402
                            setup_cpu_distributed)
+from mlrpl_mm.utils import shutdown_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -93,17 +94,6 @@ def merge_args(cfg: Config, args) -> Config:
     return cfg
 
 
-def _shutdown_distributed() -> None:
-    """Wait for every rank, then tear the process group down before the
-    interpreter exits: without it a gloo rank can abort at exit
-    ("terminate called without an active exception") while its peer is
-    already gone, failing a run that has finished its work."""
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_flag(args.trust_checkpoint)
@@ -113,7 +103,7 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()
-    _shutdown_distributed()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

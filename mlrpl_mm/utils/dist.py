@@ -48,3 +48,14 @@ def gather_by_index(index: torch.Tensor, *tensors: torch.Tensor
     keep = torch.ones_like(index, dtype=torch.bool)
     keep[1:] = index[1:] != index[:-1]
     return (index[keep],) + tuple(t[order][keep] for t in tensors)
+
+
+def shutdown_distributed() -> None:
+    """Wait for every rank, then tear the process group down (end of the
+    tools' ``main``): without it a gloo rank can abort at interpreter exit
+    ("terminate called without an active exception") while its peer is
+    already gone, failing a run that has finished its work. No-op without
+    an initialised process group."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
