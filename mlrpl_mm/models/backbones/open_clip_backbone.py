@@ -56,6 +56,14 @@ def tag_needs_quick_gelu(model_name: str, pretrained: Optional[str]) -> bool:
     return bool(cfg.get('quick_gelu', False))
 
 
+def config_uses_quick_gelu(model_name: str) -> bool:
+    """Whether open_clip's config of ``model_name`` already uses QuickGELU
+    (e.g. ``'ViT-B-16-quickgelu'``)."""
+    import open_clip
+    return bool((open_clip.get_model_config(model_name) or {}).get(
+        'quick_gelu', False))
+
+
 def resolve_quick_gelu(model_name: str, pretrained: Optional[str],
                        quick_gelu: Optional[bool], who: str) -> bool:
     """``force_quick_gelu`` for open_clip.
@@ -70,10 +78,7 @@ def resolve_quick_gelu(model_name: str, pretrained: Optional[str],
     if quick_gelu is None:
         return needs
     if not quick_gelu and needs:
-        import open_clip
-        model_q = (open_clip.get_model_config(model_name) or {}).get(
-            'quick_gelu', False)
-        if not model_q:
+        if not config_uses_quick_gelu(model_name):
             print_log(f'{who}: the {pretrained!r} weights of {model_name} '
                       'were trained with QuickGELU but quick_gelu=False: '
                       'the network uses GELU and does not reproduce them; '

@@ -87,7 +87,8 @@ def build_label_embed(class_names: Optional[Sequence[str]] = None,
 def _encode(class_names, cfg, model_name, pretrained, model_cfg, template,
             kwargs) -> torch.Tensor:
     from mlrpl_mm.models.backbones.open_clip_backbone import (
-        register_open_clip_configs, resolve_quick_gelu)
+        config_uses_quick_gelu, register_open_clip_configs,
+        resolve_quick_gelu)
     register_open_clip_configs()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(cfg.get('seed', 0)))
@@ -108,10 +109,8 @@ def _encode(class_names, cfg, model_name, pretrained, model_cfg, template,
                                        'SigRLHead.text_encoder')
             if quick:
                 import open_clip
-                conf_q = (open_clip.get_model_config(model_name) or {}).get(
-                    'quick_gelu', False)
                 variant = f'{model_name}-quickgelu'
-                if conf_q:
+                if config_uses_quick_gelu(model_name):
                     pass  # the config already uses QuickGELU
                 elif variant in open_clip.list_models() and (
                         pretrained is None or osp.isfile(pretrained) or

@@ -10,6 +10,12 @@ from mmpretrain.registry import MODELS
 _MINING = ('reference', 'disjoint')
 
 
+def _check_mining(mining: str, who: str) -> None:
+    if mining not in _MINING:
+        raise ValueError(f'{who}: mining must be one of {_MINING}, got '
+                         f'{mining!r}')
+
+
 def _mine(values: torch.Tensor, n: int,
           generator: Optional[torch.Generator],
           mining: str = 'reference') -> torch.Tensor:
@@ -71,9 +77,7 @@ def instance_contrastive_loss(f: torch.Tensor, target: torch.Tensor,
     Returns:
         Scalar float32 loss.
     """
-    if mining not in _MINING:
-        raise ValueError(f'instance_contrastive_loss: mining must be one of '
-                         f'{_MINING}, got {mining!r}')
+    _check_mining(mining, 'instance_contrastive_loss')
     if f.dim() != 3 or target.shape != f.shape[:2]:
         raise ValueError(f'instance_contrastive_loss: f must be (B, C, D) and '
                          f'target (B, C), got {tuple(f.shape)} and '
@@ -116,9 +120,7 @@ class InstanceContrastiveLoss(nn.Module):
                  seed: Optional[int] = None,
                  mining: str = 'reference') -> None:
         super().__init__()
-        if mining not in _MINING:
-            raise ValueError(f'InstanceContrastiveLoss: mining must be one of '
-                             f'{_MINING}, got {mining!r}')
+        _check_mining(mining, 'InstanceContrastiveLoss')
         self.loss_weight = loss_weight
         self.mining = mining
         self.seed = seed
