@@ -176,6 +176,21 @@ class EMLoss(nn.Module):
             logits, target, self.alpha, self.eps).mean()
 
 
+def _resize_buffers_on_load(module: nn.Module, names) -> None:
+    """Per-sample state buffers are sized by the training set: before a
+    state dict is loaded, give each buffer in ``names`` the shape it has in
+    the state dict (zeros, same dtype and device), so the load fills it."""
+
+    def hook(state_dict, prefix, *args, **kwargs) -> None:
+        for name in names:
+            key = prefix + name
+            if key in state_dict:
+                cur = getattr(module, name)
+                setattr(module, name, cur.new_zeros(state_dict[key].shape))
+
+    module._register_load_state_dict_pre_hook(hook)
+
+
 @MODELS.register_module()
 class EMAPLLoss(nn.Module):
     r"""EM with asymmetric pseudo-labelling (EM+APL, Zhou et al. ECCV 2022).
@@ -228,14 +243,7 @@ class EMAPLLoss(nn.Module):
         self.register_buffer('pseudo_mask',
                              torch.zeros(0, 0, dtype=torch.bool))
         self.register_buffer('pseudo_soft', torch.zeros(0, 0))
-        self._register_load_state_dict_pre_hook(self._resize_on_load)
-
-    def _resize_on_load(self, state_dict, prefix, *args, **kwargs) -> None:
-        for name in ('pseudo_mask', 'pseudo_soft'):
-            key = prefix + name
-            if key in state_dict:
-                cur = getattr(self, name)
-                setattr(self, name, cur.new_zeros(state_dict[key].shape))
+        _resize_buffers_on_load(self, ('pseudo_mask', 'pseudo_soft'))
 
     def init_state(self, num_samples: int, num_classes: int) -> None:
         """Size the state for the training set; keeps a matching one (e.g.
@@ -504,14 +512,8 @@ class ROLELoss(nn.Module):
             self.register_buffer(name, torch.zeros(0, 0))
         self.register_buffer('seen', torch.zeros(0, dtype=torch.bool))
         self.register_buffer('adam_step', torch.zeros((), dtype=torch.long))
-        self._register_load_state_dict_pre_hook(self._resize_on_load)
-
-    def _resize_on_load(self, state_dict, prefix, *args, **kwargs) -> None:
-        for name in ('est_logits', 'exp_avg', 'exp_avg_sq', 'seen'):
-            key = prefix + name
-            if key in state_dict:
-                cur = getattr(self, name)
-                setattr(self, name, cur.new_zeros(state_dict[key].shape))
+        _resize_buffers_on_load(self, ('est_logits', 'exp_avg', 'exp_avg_sq',
+                                       'seen'))
 
     def estimates(self) -> torch.Tensor:
         """(N, C) current label estimates q (rows never seen are 0.5)."""
