@@ -1,17 +1,14 @@
 """mlrpl-mm: multi-label recognition with partial labels for OpenMMLab.
 
 ``import mlrpl_mm`` (or ``custom_imports=dict(imports=['mlrpl_mm'])`` in a
-config) registers every component into mmpretrain's registries and installs
-safe checkpoint loading for torch >= 2.6 (see :mod:`mlrpl_mm.utils.checkpoint`).
+config) registers every component into the OpenMMLab registries and
+changes nothing else of mmengine / torch. Safe checkpoint loading for
+torch >= 2.6, atomic saving and a resume that executes nothing from a
+checkpoint come with :class:`mlrpl_mm.engine.MLRPLRunner`
+(``runner_type='MLRPLRunner'`` in ``configs/_base_/default_runtime.py``),
+see :mod:`mlrpl_mm.utils.checkpoint`.
 """
 from .version import __version__
-from .utils.checkpoint import install as _install_checkpoint_safety
-
-_install_checkpoint_safety()
-from .utils.atomic_save import install as _install_atomic_save  # noqa: E402
-
-_install_atomic_save()  # atomic checkpoint writes (mlrpl_mm/utils/atomic_save.py)
-
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
 __all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']

@@ -129,4 +129,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from mlrpl_mm.utils import CheckpointError
+    try:
+        main()
+    except CheckpointError as err:  # one line naming the file, no traceback
+        raise SystemExit(f'error: {err}')

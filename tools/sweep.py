@@ -200,7 +200,8 @@ def run_one(run_dir: str) -> Dict:
     """
     import mlrpl_mm  # noqa: F401
     from mmengine.config import Config
-    from mmengine.runner import Runner
+
+    from mlrpl_mm.apis import build_runner
 
     with open(osp.join(run_dir, RUN_INFO)) as f:
         info = json.load(f)
@@ -216,7 +217,7 @@ def run_one(run_dir: str) -> Dict:
         info['method'], ratio_tag(info['known_ratio']),
         time.strftime('%Y%m%d_%H%M%S'), os.getpid())
     t0 = time.time()
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # cfg.runner_type, default MLRPLRunner
     runner.train()
     train_s = time.time() - t0
     with open(osp.join(run_dir, 'last_checkpoint')) as f:

@@ -16,13 +16,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import mlrpl_mm  # noqa: E402,F401
-from mlrpl_mm.apis import (apply_trust_flag, set_dataloader_defaults,  # noqa: E402
-                           setup_cpu_distributed)
-from mlrpl_mm.utils import shutdown_distributed  # noqa: E402
+from mlrpl_mm.apis import (apply_trust_flag, build_runner,  # noqa: E402
+                           set_dataloader_defaults, setup_cpu_distributed)
+from mlrpl_mm.utils import CheckpointError, shutdown_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -65,8 +63,7 @@ def main(argv=None):
             type='VisualizationHook', enable=True, out_dir=args.show_dir)
     set_dataloader_defaults(cfg)
     setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
+    runner = build_runner(cfg)  # cfg.runner_type, default MLRPLRunner
     if args.out and args.out_item == 'pred':
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
@@ -79,4 +76,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as err:  # one line naming the file, no traceback
+        raise SystemExit(f'error: {err}')

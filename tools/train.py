@@ -16,13 +16,11 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import mlrpl_mm  # noqa: E402,F401  (registers the components)
-from mlrpl_mm.apis import (apply_trust_flag, set_dataloader_defaults,  # noqa: E402
-                           setup_cpu_distributed)
-from mlrpl_mm.utils import shutdown_distributed  # noqa: E402
+from mlrpl_mm.apis import (apply_trust_flag, build_runner,  # noqa: E402
+                           set_dataloader_defaults, setup_cpu_distributed)
+from mlrpl_mm.utils import CheckpointError, shutdown_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -44,8 +42,9 @@ def parse_args(argv=None):
     parser.add_argument('--no-persistent-workers', action='store_true')
     parser.add_argument(
         '--trust-checkpoint', action='store_true',
-        help='load checkpoints with weights_only=False (can run code from '
-        'the file: only for files you trust)')
+        help='load checkpoints with weights_only=False and let --resume '
+        'parse the config text stored in the checkpoint (both can run code '
+        'from the file: only for files you trust)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, e.g. '
@@ -100,11 +99,13 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     setup_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
+    runner = build_runner(cfg)  # cfg.runner_type, default MLRPLRunner
     runner.train()
     shutdown_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as err:  # one line naming the file, no traceback
+        raise SystemExit(f'error: {err}')

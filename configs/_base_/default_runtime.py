@@ -1,6 +1,10 @@
 # Runtime shared by every mlrpl-mm config.
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['mlrpl_mm'], allow_failed_imports=False)
+# mmengine's Runner plus safe checkpoint loading (torch >= 2.6), a resume that
+# executes nothing stored in the checkpoint, and atomic checkpoint writes
+# (mlrpl_mm/engine/runner.py); import mlrpl_mm itself patches nothing
+runner_type = 'MLRPLRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

@@ -30,7 +30,6 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 #: File extensions read when a folder is given.
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif',
@@ -136,7 +135,7 @@ class MultiLabelInferencer:
                  classes: Optional[Sequence[str]] = None,
                  trust_checkpoint: bool = False,
                  strict: bool = True) -> None:
-        import mlrpl_mm  # noqa: F401  (registers components, safe loading)
+        import mlrpl_mm  # noqa: F401  (registers the components)
         from mmpretrain.registry import MODELS, TRANSFORMS
 
         if isinstance(config, str):
@@ -159,21 +158,15 @@ class MultiLabelInferencer:
         model = MODELS.build(model_cfg)
         self.checkpoint_meta: Dict = {}
         if checkpoint is not None:
-            if not osp.isfile(checkpoint):
-                raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
-            from mlrpl_mm.utils.checkpoint import TRUST_ENV
-            old = os.environ.get(TRUST_ENV)
-            if trust_checkpoint:
-                os.environ[TRUST_ENV] = '1'
-            try:
-                ckpt = load_checkpoint(model, checkpoint, map_location='cpu',
-                                       strict=strict, logger='silent')
-            finally:
-                if trust_checkpoint:
-                    if old is None:
-                        os.environ.pop(TRUST_ENV, None)
-                    else:
-                        os.environ[TRUST_ENV] = old
+            # safe loading (weights_only=True + allow-list); a missing,
+            # corrupt or unsafe file is one CheckpointError naming it
+            from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+            from mlrpl_mm.utils.checkpoint import safe_torch_load
+            ckpt = safe_torch_load(checkpoint, map_location='cpu',
+                                   trust=True if trust_checkpoint else None)
+            ckpt = _load_checkpoint_to_model(model, ckpt, strict=strict,
+                                             logger='silent')
             self.checkpoint_meta = dict(ckpt.get('meta', {}) or {}) \
                 if isinstance(ckpt, dict) else {}
         else:

@@ -46,6 +46,18 @@ def apply_trust_flag(trust: bool) -> None:
         os.environ[TRUST_ENV] = '1'
 
 
+def build_runner(cfg: Config):
+    """The runner of ``cfg`` through mmengine's ``RUNNERS`` registry, as
+    mmpretrain's tools build it: ``cfg.runner_type``, by default
+    :class:`~mlrpl_mm.engine.MLRPLRunner` (safe checkpoint loading, a resume
+    that executes nothing from the checkpoint, atomic saving)."""
+    import mlrpl_mm.engine  # noqa: F401  (registers MLRPLRunner)
+    from mmengine.registry import RUNNERS
+    if cfg.get('runner_type', None) is None:
+        cfg.runner_type = 'MLRPLRunner'
+    return RUNNERS.build(cfg)
+
+
 def set_dataloader_defaults(cfg: Config, pin_memory: bool = True,
                             persistent_workers: bool = True) -> None:
     """mmpretrain's dataloader defaults, valid for ``num_workers=0`` too."""

@@ -1,11 +1,13 @@
-from .checkpoint import install as install_checkpoint_safety
-from .checkpoint import safe_torch_load, trust_checkpoints_enabled
+from .checkpoint import (CheckpointError, checkpoint_safe_globals,
+                         safe_torch_load, trust_checkpoints_enabled)
 from .data_samples import sample_indices, stack_field
 from .dist import gather_by_index, shutdown_distributed
 from .progress import TrainProgress, get_train_progress
+from .safe_pickle import UnsafePickleError, safe_pickle_load
 
 __all__ = [
-    'install_checkpoint_safety', 'safe_torch_load', 'trust_checkpoints_enabled',
+    'CheckpointError', 'checkpoint_safe_globals', 'safe_torch_load',
+    'trust_checkpoints_enabled', 'safe_pickle_load', 'UnsafePickleError',
     'sample_indices', 'stack_field', 'gather_by_index', 'shutdown_distributed',
     'TrainProgress',
     'get_train_progress'

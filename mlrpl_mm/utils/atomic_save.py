@@ -7,19 +7,23 @@ from a scheduler, out of memory, a node failure) leaves a truncated
 ``epoch_N.pth`` that ``--resume`` then fails to load; the ``last_checkpoint``
 pointer is written the same way by ``CheckpointHook``.
 
-:func:`install` (called on ``import mlrpl_mm``) makes both writes atomic:
+This module provides the atomic writes; they are used only where asked for,
+nothing of mmengine is replaced:
 
-1. The ``'local'`` file backend of mmengine's ``get_file_backend`` is replaced
-   by :class:`AtomicLocalBackend`, whose ``put`` / ``put_text`` write to a
-   hidden temporary file in the destination directory, flush and ``fsync``
-   it, then ``os.replace`` it onto the destination. ``os.replace`` is atomic
-   on POSIX and Windows within one file system, so a reader (or a resumed
-   run) sees either the complete old file or the complete new one.
-2. ``CheckpointHook`` writes ``work_dir/last_checkpoint`` with the builtin
-   ``open``; the module-level name ``open`` of
-   ``mmengine.hooks.checkpoint_hook`` (its only ``open`` call) is bound to
-   :func:`atomic_open`, which does the same for write modes and defers to
-   :func:`open` otherwise.
+1. :class:`AtomicLocalBackend`, registered in mmengine's file backends under
+   the extra name :data:`ATOMIC_BACKEND` (``'mlrpl_atomic_local'``; the
+   ``'local'`` backend and the prefix table stay upstream's), writes with
+   ``put`` / ``put_text`` to a hidden temporary file in the destination
+   directory, flushes and ``fsync``-s it, then ``os.replace``-s it onto the
+   destination. ``os.replace`` is atomic on POSIX and Windows within one file
+   system, so a reader (or a resumed run) sees either the complete old file
+   or the complete new one.
+2. :func:`atomic_open` does the same for ``open`` in write modes.
+
+:class:`~mlrpl_mm.engine.hooks.AtomicCheckpointHook` (which
+:class:`~mlrpl_mm.engine.MLRPLRunner` uses in place of ``CheckpointHook``)
+saves through the backend and writes ``work_dir/last_checkpoint`` with
+:func:`atomic_open`.
 
 A temporary file left by a process killed mid-write is named
 ``.<name>.<pid>.tmp`` and is removed by the next successful write of the same
@@ -33,10 +37,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator, Union
 
-from mmengine.fileio import get_file_backend
 from mmengine.fileio.backends import LocalBackend, register_backend
 
-__all__ = ['atomic_write', 'atomic_open', 'AtomicLocalBackend', 'install']
+__all__ = ['ATOMIC_BACKEND', 'atomic_write', 'atomic_open', 'AtomicLocalBackend',
+           'register_atomic_backend']
+
+#: Name of :class:`AtomicLocalBackend` in mmengine's file backends
+#: (``backend_args=dict(backend=ATOMIC_BACKEND)``).
+ATOMIC_BACKEND = 'mlrpl_atomic_local'
 
 
 def _tmp_name(path: str) -> str:
@@ -145,17 +153,14 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write(obj, filepath, encoding=encoding)
 
 
-def install() -> None:
-    """Make mmengine's checkpoint and ``last_checkpoint`` writes atomic.
+def register_atomic_backend() -> None:
+    """Register :class:`AtomicLocalBackend` as the file backend
+    :data:`ATOMIC_BACKEND` (by name only: no prefix, so ``get_file_backend``
+    still returns mmengine's ``LocalBackend`` for local paths). Idempotent;
+    called when this module is imported."""
+    from mmengine.fileio.io import backends
+    if backends.get(ATOMIC_BACKEND) is not AtomicLocalBackend:
+        register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
 
-    Idempotent; called on ``import mlrpl_mm``.
-    """
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    # get_file_backend caches instances: drop LocalBackend ones made earlier
-    from mmengine.fileio.io import backend_instances
-    for key in [k for k, v in backend_instances.items()
-                if type(v) is LocalBackend]:
-        del backend_instances[key]
-    from mmengine.hooks import checkpoint_hook
-    checkpoint_hook.open = atomic_open
-    assert isinstance(get_file_backend('x.pth'), AtomicLocalBackend)
+
+register_atomic_backend()

@@ -2,7 +2,6 @@
 label graph (for the plot scripts of ``tools/analysis``)."""
 import glob
 import os.path as osp
-import pickle
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -86,8 +85,8 @@ def load_per_class_ap(path: str) -> Tuple[np.ndarray, List[str], str]:
 
 def _ap_from_predictions(path: str) -> Tuple[np.ndarray, List[str]]:
     from mlrpl_mm.evaluation.metrics import average_precision
-    with open(path, 'rb') as f:
-        preds = pickle.load(f)
+    from mlrpl_mm.utils.safe_pickle import safe_pickle_load
+    preds = safe_pickle_load(path)  # plain data only: refuses code
     if not isinstance(preds, (list, tuple)) or not preds:
         raise ValueError(f'{path}: expected a list of predictions')
     scores, targets = [], []
@@ -118,8 +117,8 @@ def adjacency_from_checkpoint(checkpoint: str, key: Optional[str] = None
     """
     import torch
 
-    import mlrpl_mm  # noqa: F401  (safe checkpoint loading)
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    from mlrpl_mm.utils.checkpoint import safe_torch_load
+    ckpt = safe_torch_load(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
     meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
     names = [key] if key is not None else [

@@ -12,6 +12,7 @@ import torch
 
 import mlrpl_mm  # noqa: F401  (safe checkpoint loading allow-list)
 from tests.fixtures import make_coco_fixture
+from mlrpl_mm.utils import safe_torch_load
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -58,7 +59,7 @@ def options(data_root, emb, work_dir, max_epochs, extra=()):
 
 
 def _ckpt(path):
-    return torch.load(path, map_location='cpu')['state_dict']
+    return safe_torch_load(path, map_location='cpu')['state_dict']
 
 
 def test_dsrb_on_convnext_trains_a_step(coco, tmp_path):

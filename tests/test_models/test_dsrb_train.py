@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import mlrpl_mm  # noqa: F401  (safe checkpoint loading allow-list)
+from mlrpl_mm.utils import safe_torch_load
 
 from tests.fixtures import make_coco_fixture
 
@@ -70,7 +71,7 @@ RESNET = ['model.backbone.depth=18', 'model.backbone.base_channels=8',
 
 
 def _ckpt(path):
-    return torch.load(path, map_location='cpu')['state_dict']
+    return safe_torch_load(path, map_location='cpu')['state_dict']
 
 
 def test_train_dsrb_coco_p30_and_resume(coco, tmp_path):

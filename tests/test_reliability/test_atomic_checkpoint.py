@@ -9,26 +9,26 @@ import sys
 import pytest
 import torch
 
-import mlrpl_mm  # noqa: F401  (installs safe loading + atomic writes)
-from mlrpl_mm.utils.atomic_save import (AtomicLocalBackend, atomic_open,
-                                        atomic_write)
+import mlrpl_mm  # noqa: F401
+from mlrpl_mm.engine.hooks import AtomicCheckpointHook
+from mlrpl_mm.utils import safe_torch_load
+from mlrpl_mm.utils.atomic_save import (ATOMIC_BACKEND, AtomicLocalBackend,
+                                        atomic_open, atomic_write)
 
 from .conftest import read_scalars, run_tool, tiny_options, write_user_config
 
 # Writes a good checkpoint, then dies (SIGKILL) half-way through writing a
-# second one to the same path. argv: path, 'atomic' | 'inplace'.
+# second one to the same path. argv: path, 'atomic' (the backend that
+# AtomicCheckpointHook saves through) | 'inplace' (mmengine's own backend).
 _DIE_MID_WRITE = r'''
 import builtins, os, signal, sys
 import torch
 import mlrpl_mm
-from mmengine.fileio.backends import LocalBackend, register_backend
-from mmengine.fileio.io import backend_instances
 from mmengine.runner.checkpoint import save_checkpoint
+from mlrpl_mm.utils.atomic_save import ATOMIC_BACKEND
 path, mode = sys.argv[1], sys.argv[2]
-if mode == 'inplace':  # mmengine's own backend, for comparison
-    register_backend('local', LocalBackend, force=True, prefixes='')
-    backend_instances.clear()
-save_checkpoint({'w': torch.zeros(4096)}, path)
+backend_args = dict(backend=ATOMIC_BACKEND) if mode == 'atomic' else None
+save_checkpoint({'w': torch.zeros(4096)}, path, backend_args=backend_args)
 real_open = builtins.open
 
 class Dying:
@@ -50,7 +50,7 @@ def dying_open(file, mode='r', *args, **kwargs):
     return Dying(f) if 'w' in mode else f
 
 builtins.open = dying_open
-save_checkpoint({'w': torch.ones(4096)}, path)
+save_checkpoint({'w': torch.ones(4096)}, path, backend_args=backend_args)
 '''
 
 
@@ -91,18 +91,52 @@ def test_atomic_open_leaves_target_on_error(tmp_path):
         assert f.read() == 'old'
 
 
-def test_installed_into_mmengine(tmp_path):
-    from mmengine.fileio import get_file_backend
+class _SavingRunner:
+    """What CheckpointHook needs of a runner: a work dir, a message hub, a
+    logger and save_checkpoint (which writes through the given backend)."""
+
+    def __init__(self, work_dir):
+        from mmengine.logging import MMLogger, MessageHub
+        self.work_dir = work_dir
+        self.message_hub = MessageHub.get_instance('atomic-hook-test')
+        self.logger = MMLogger.get_instance('atomic-hook-test')
+        self.backends = []
+
+    def save_checkpoint(self, out_dir, filename, file_client_args=None,
+                        backend_args=None, **kwargs):
+        from mmengine.fileio import get_file_backend
+        backend = get_file_backend(out_dir, backend_args=backend_args)
+        self.backends.append(type(backend))
+        backend.put(b'checkpoint bytes', osp.join(out_dir, filename))
+
+
+def test_atomic_checkpoint_hook_writes_atomically(tmp_path):
+    """The hook saves through AtomicLocalBackend and replaces (never writes
+    through) work_dir/last_checkpoint; upstream's module is untouched."""
     from mmengine.hooks import checkpoint_hook
-    backend = get_file_backend(str(tmp_path / 'a.pth'))
-    assert isinstance(backend, AtomicLocalBackend)
-    assert checkpoint_hook.open is atomic_open  # the last_checkpoint pointer
-    backend.put_text('hello', str(tmp_path / 'sub' / 't.txt'))
-    assert backend.get_text(str(tmp_path / 'sub' / 't.txt')) == 'hello'
+    work = tmp_path / 'work'
+    work.mkdir()
+    outside = tmp_path / 'outside.txt'
+    outside.write_text('keep me')
+    # a planted symlink: a plain open('w') would overwrite its target
+    os.symlink(outside, work / 'last_checkpoint')
+    runner = _SavingRunner(str(work))
+    hook = AtomicCheckpointHook(interval=1)
+    hook.before_train(runner)
+    assert hook.backend_args == dict(backend=ATOMIC_BACKEND)
+    hook._save_checkpoint_with_step(runner, 1, dict(epoch=1, iter=1))
+    assert runner.backends == [AtomicLocalBackend]
+    assert (work / 'epoch_1.pth').read_bytes() == b'checkpoint bytes'
+    assert not (work / 'last_checkpoint').is_symlink()
+    assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
+    assert outside.read_text() == 'keep me'
+    assert sorted(os.listdir(work)) == ['epoch_1.pth', 'last_checkpoint']
+    # nothing of mmengine was replaced
+    assert 'open' not in vars(checkpoint_hook)  # builtins.open, upstream's
     # permissions follow the umask like a plain open()
     umask = os.umask(0)
     os.umask(umask)
-    mode = os.stat(tmp_path / 'sub' / 't.txt').st_mode & 0o777
+    mode = os.stat(work / 'epoch_1.pth').st_mode & 0o777
     assert mode == 0o666 & ~umask
 
 
@@ -121,7 +155,7 @@ def test_sigkill_mid_epoch_then_auto_resume(rel_data, tmp_path):
     rows = read_scalars(work)
     assert rows[-1]['iter'] == 3 and rows[-1]['epoch'] == 2  # [2][1/2] logged
     for p in glob.glob(osp.join(work, '*.pth')):
-        torch.load(p, map_location='cpu')
+        safe_torch_load(p, map_location='cpu')
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read().strip() == osp.join(work, 'epoch_1.pth')
 
@@ -129,7 +163,7 @@ def test_sigkill_mid_epoch_then_auto_resume(rel_data, tmp_path):
                     tiny_options(rel_data, work, 3))
     log = proc.stdout + proc.stderr
     assert 'resumed epoch: 1, iter: 2' in log
-    ck = torch.load(osp.join(work, 'epoch_3.pth'), map_location='cpu')
+    ck = safe_torch_load(osp.join(work, 'epoch_3.pth'), map_location='cpu')
     assert ck['meta']['epoch'] == 3 and ck['meta']['iter'] == 6
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read().strip() == osp.join(work, 'epoch_3.pth')

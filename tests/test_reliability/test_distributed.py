@@ -14,6 +14,7 @@ import torch
 
 import mlrpl_mm  # noqa: F401
 from mlrpl_mm.evaluation.metrics import MultiLabelMAP
+from mlrpl_mm.utils import safe_torch_load
 
 from .conftest import NUM_VAL, method_options, read_scalars, run_tool
 
@@ -28,7 +29,7 @@ HST = [
 
 
 def _state(work):
-    ck = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu')
+    ck = safe_torch_load(osp.join(work, 'epoch_1.pth'), map_location='cpu')
     return ck['state_dict']
 
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import mlrpl_mm  # noqa: F401  (safe checkpoint loading)
+from mlrpl_mm.utils import safe_torch_load
 
 from .conftest import (DET_PIPELINE, method_options, read_scalars, run_tool,
                        write_user_config)
@@ -126,7 +127,7 @@ def test_interrupt_and_resume_restores_method_state(name, rel_data, tmp_path,
     assert not osp.exists(osp.join(work, 'epoch_3.pth'))
     run_tool([sys.executable, 'tools/train.py', cfg_b, '--resume'] + opts)
 
-    ckpt = torch.load(osp.join(work, 'epoch_2.pth'), map_location='cpu')
+    ckpt = safe_torch_load(osp.join(work, 'epoch_2.pth'), map_location='cpu')
     saved = {k[len('head.'):]: v for k, v in ckpt['state_dict'].items()
              if k.startswith('head.')}
     a = torch.load(osp.join(work, 'head_state_2_a.pth'))

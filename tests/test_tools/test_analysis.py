@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from mlrpl_mm.utils import safe_torch_load
+
 from .conftest import ROOT
 from .tiny_run import tiny_run
 
@@ -131,7 +133,7 @@ def test_plot_label_graph_from_dataset_and_checkpoint(run, tmp_path):
         tool.main([run['work_dir'], '--source', 'checkpoint'])
 
     # a checkpoint holding a head graph buffer (as HST/SSGRL heads store it)
-    ck = torch.load(run['checkpoint'], map_location='cpu')
+    ck = safe_torch_load(run['checkpoint'], map_location='cpu')
     graph = torch.rand(10, 10)
     ck['state_dict']['head.trunk.adj'] = graph
     path = str(tmp_path / 'with_graph.pth')

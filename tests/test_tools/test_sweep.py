@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from mlrpl_mm.utils import safe_torch_load
+
 from .conftest import ROOT, tiny_options
 
 
@@ -73,7 +75,7 @@ def test_sweep_writes_csv_and_plot_and_resumes(demo_data, tmp_path, capsys):
         assert 0 < metrics['multi-label/mAP_voc'] <= 100
         # the ratio reached the training set (the dataset's metainfo is in
         # the checkpoint) and the run trained the requested epochs
-        ck = torch.load(r['checkpoint'], map_location='cpu')
+        ck = safe_torch_load(r['checkpoint'], map_location='cpu')
         assert ck['meta']['dataset_meta']['known_ratio'] == \
             float(r['known_ratio'])
         assert ck['meta']['epoch'] == 1

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import mlrpl_mm  # noqa: F401  (allow-list for weights_only loading)
+from mlrpl_mm.utils import safe_torch_load
 
 from .conftest import ROOT, run_tool, tiny_options
 
@@ -32,7 +33,7 @@ def _det_config(tmp_path):
 
 
 def _weights(path):
-    ck = torch.load(path, map_location='cpu')  # weights_only=True + allow-list
+    ck = safe_torch_load(path, map_location='cpu')  # weights_only + allow-list
     return ck['state_dict'], ck['meta']
 
 

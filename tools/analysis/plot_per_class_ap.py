@@ -7,7 +7,9 @@ Sources:
   ``--cfg-options val_evaluator.dump_per_class_ap=True``);
 - such a JSON file (keys ``ap``, ``classes``, ``ap_style``);
 - the ``.pkl`` of ``tools/test.py CONFIG CKPT --out preds.pkl`` (AP computed
-  here, VOC style; class names with ``--classes``).
+  here, VOC style; class names with ``--classes``). It is unpickled with an
+  allow-list of plain data (``mlrpl_mm.utils.safe_pickle_load``): a pickle
+  referencing anything else (which could run code) is refused.
 
 Example::
 
@@ -31,8 +33,12 @@ def main(argv=None):
                         help="class names: 'a,b,c' or a file, one per line")
     parser.add_argument('--title', default='per-class AP')
     args = parser.parse_args(argv)
+    from mlrpl_mm.utils import UnsafePickleError
     from mlrpl_mm.visualization import load_per_class_ap, plot_per_class_ap
-    ap, classes, src = load_per_class_ap(args.source)
+    try:
+        ap, classes, src = load_per_class_ap(args.source)
+    except UnsafePickleError as err:  # refused: nothing of the file ran
+        raise SystemExit(f'error: {err}')
     if args.classes:
         if osp.isfile(args.classes):
             with open(args.classes) as f:

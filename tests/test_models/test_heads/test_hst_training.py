@@ -10,6 +10,7 @@ import torch
 import mlrpl_mm  # noqa: F401  (safe checkpoint loading)
 from tests.fixtures import make_coco_fixture
 from tests.test_tools.conftest import run_tool
+from mlrpl_mm.utils import safe_torch_load
 
 def _options(root, work_dir, extra=()):
     return [
@@ -52,7 +53,7 @@ def test_train_hst_coco_p30_config(coco, tmp_path):
     assert 'loss_cooc' in log and 'loss_prototype' in log and 'cst_new_pos' in log
     assert 'ist_precision' in log or 'IST pseudo labels' in log
     assert 'mAP' in log
-    ck = torch.load(osp.join(work, 'epoch_2.pth'), map_location='cpu')
+    ck = safe_torch_load(osp.join(work, 'epoch_2.pth'), map_location='cpu')
     sd = ck['state_dict']
     # label graph of the 30% known training labels is in the checkpoint
     from mlrpl_mm.datasets import CocoMultiLabel, PartialLabelDataset, cooccurrence_graph
