@@ -31,7 +31,8 @@ def _test_loop_scores(run, out_pkl):
 
     from mmengine.config import Config
     from mmengine.evaluator import DumpResults
-    from mmengine.runner import Runner
+
+    from mlrpl_mm.apis import build_runner
 
     cfg = Config.fromfile(run['config'])
     cfg.work_dir = osp.dirname(out_pkl)
@@ -40,7 +41,7 @@ def _test_loop_scores(run, out_pkl):
                           vis_backends=[dict(type='LocalVisBackend')],
                           name='infer_test_loop')
     cfg.experiment_name = 'infer_test_loop'
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # MLRPLRunner: safe loading of the checkpoint
     runner.test_evaluator.metrics.append(DumpResults(out_file_path=out_pkl))
     runner.test()
     with open(out_pkl, 'rb') as f:
