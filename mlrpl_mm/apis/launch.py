@@ -60,7 +60,16 @@ def build_runner(cfg: Config):
 
 def set_dataloader_defaults(cfg: Config, pin_memory: bool = True,
                             persistent_workers: bool = True) -> None:
-    """mmpretrain's dataloader defaults, valid for ``num_workers=0`` too."""
+    """mmpretrain's dataloader defaults, valid for ``num_workers=0`` too.
+
+    The training loader defaults to non-persistent workers seeded by
+    :func:`~mlrpl_mm.datasets.worker_seed.resumable_worker_init_fn`, so that
+    ``--resume`` continues the random augmentation of the interrupted run
+    (persistent workers keep generator states no checkpoint holds; see
+    docs/failure_modes.md, "Exact resume"). A config that sets
+    ``train_dataloader.persistent_workers=True`` or its own
+    ``worker_init_fn`` keeps it.
+    """
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dl = cfg.get(field, None)
         if dl is None:
@@ -68,5 +77,10 @@ def set_dataloader_defaults(cfg: Config, pin_memory: bool = True,
         dl.setdefault('pin_memory', pin_memory and torch.cuda.is_available())
         dl.setdefault('collate_fn', dict(type='default_collate'))
         workers = dl.get('num_workers', 0)
-        dl['persistent_workers'] = bool(persistent_workers and workers > 0
-                                        and dl.get('persistent_workers', True))
+        train = field == 'train_dataloader'
+        if train and workers > 0:
+            dl.setdefault('worker_init_fn',
+                          dict(type='resumable_worker_init_fn'))
+        dl['persistent_workers'] = bool(
+            persistent_workers and workers > 0
+            and dl.get('persistent_workers', not train))

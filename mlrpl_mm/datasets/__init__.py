@@ -10,6 +10,7 @@ from .voc_multi_label import VOCMultiLabel, parse_voc_xml
 from .vg_multi_label import VGMultiLabel
 from .nus_wide_multi_label import NUSWideMultiLabel
 from .utils import get_full_labels, get_partial_labels, labels_from_infos
+from .worker_seed import resumable_worker_init_fn
 
 __all__ = [
     'cooccurrence_graph', 'BaseMultiLabelDataset', 'check_label_matrix',
@@ -17,5 +18,5 @@ __all__ = [
     'single_positive_labels', 'spml_train_val_split', 'load_label_file',
     'save_label_file', 'get_partial_labels', 'get_full_labels',
     'labels_from_infos', 'VOCMultiLabel', 'parse_voc_xml', 'VGMultiLabel',
-    'NUSWideMultiLabel'
+    'NUSWideMultiLabel', 'resumable_worker_init_fn'
 ]

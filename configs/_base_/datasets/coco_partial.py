@@ -37,7 +37,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=4,
-    persistent_workers=True,
+    # restarted every epoch so --resume continues the augmentation stream
+    # (mlrpl_mm/datasets/worker_seed.py)
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='PartialLabelDataset',

@@ -66,6 +66,18 @@ class RandomStateHook(Hook):
     after the other hooks' ``before_train``, just before the first epoch),
     i.e. at the point where the interrupted run was when it saved.
 
+    Validation does not touch the training stream: the states are saved at
+    ``before_val`` and restored at ``after_val``, and a checkpoint written
+    during validation (mmengine's ``CheckpointHook`` re-saves the epoch
+    checkpoint after a new best score, ``save_best``) holds the states of
+    before validation. Without this the val loader's iterator (one draw
+    from torch's generator for its workers' base seed) and whatever else
+    validation draws advance the stream of the uninterrupted run, while the
+    checkpoint holds the states from before validation, or from after it
+    only when the epoch was a new best: the resumed run then draws different
+    random negatives / quadrants / worker seeds (HST, DSRB). A side effect:
+    ``val_interval`` no longer changes the training itself.
+
     Checkpoints loaded with ``load_from`` (fine-tuning, testing) leave the
     generators alone, as do checkpoints without the key (older files).
     Under distributed training the checkpoint holds rank 0's states, which
@@ -77,9 +89,20 @@ class RandomStateHook(Hook):
 
     def __init__(self) -> None:
         self._pending: Optional[Dict[str, Any]] = None
+        # training-stream states held while a validation loop runs
+        self._outside_val: Optional[Dict[str, Any]] = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[RNG_KEY] = get_rng_state()
+        checkpoint[RNG_KEY] = self._outside_val \
+            if self._outside_val is not None else get_rng_state()
+
+    def before_val(self, runner) -> None:
+        self._outside_val = get_rng_state()
+
+    def after_val(self, runner) -> None:
+        state, self._outside_val = self._outside_val, None
+        if state is not None:
+            set_rng_state(state)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._pending = checkpoint.get(RNG_KEY)
