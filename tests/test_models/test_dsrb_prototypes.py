@@ -76,8 +76,14 @@ def loader(dataset, batch_size=4):
 
 
 @torch.no_grad()
-def naive_prototypes(model, dataset, cap):
-    """Spec rule with plain loops: first `cap` images per (c, q) in order."""
+def naive_prototypes(model, dataset, cap, mean='reference'):
+    """Spec rule with plain loops: first `cap` images per (c, q) in order.
+
+    ``mean='reference'``: the reference's form, a list per (c, q) that starts
+    with an all-zero placeholder row, appended while it has <= cap rows, and
+    averaged with the placeholder; the class-mean fill of an empty cell
+    concatenates the lists without their placeholders. ``'exact'``: the
+    plain mean of the members."""
     model.eval()
     head = model.head
     members = {(c, q): [] for c in range(C) for q in range(4)}
@@ -98,26 +104,31 @@ def naive_prototypes(model, dataset, cap):
         filled = []
         for q in range(4):
             if members[(c, q)]:
-                protos[c, q] = torch.stack(members[(c, q)]).mean(0)
+                rows = members[(c, q)]
+                if mean == 'reference':
+                    rows = [torch.zeros(D, dtype=torch.float64)] + rows
+                protos[c, q] = torch.stack(rows).mean(0)
                 counts[c, q] = len(members[(c, q)])
                 filled += members[(c, q)]
         if filled:
             valid[c] = True
             # the reference: kept features of the filled quadrants
             # concatenated, then averaged
-            mean = torch.stack(filled).mean(0)
+            class_mean = torch.stack(filled).mean(0)
             for q in range(4):
                 if not members[(c, q)]:
-                    protos[c, q] = mean
+                    protos[c, q] = class_mean
     model.train()
     return protos.float(), valid, counts
 
 
+@pytest.mark.parametrize('mean', ['reference', 'exact'])
 @pytest.mark.parametrize('cap', [2, None])
-def test_hook_computation_matches_naive_loop(cap):
+def test_hook_computation_matches_naive_loop(cap, mean):
     model, ds = TinyModel(), TinyDataset()
-    protos, valid, counts = compute_pprb_prototypes(model, loader(ds), 'head', cap)
-    p_ref, v_ref, c_ref = naive_prototypes(model, ds, cap)
+    protos, valid, counts = compute_pprb_prototypes(model, loader(ds), 'head',
+                                                    cap, mean=mean)
+    p_ref, v_ref, c_ref = naive_prototypes(model, ds, cap, mean)
     assert torch.equal(counts, c_ref)
     assert torch.equal(valid, v_ref)
     torch.testing.assert_close(protos, p_ref, rtol=1e-5, atol=1e-6)
@@ -156,11 +167,12 @@ def test_accumulator_is_order_independent_and_fills_empty():
     quad = torch.randint(0, 4, (R, ), generator=g)
     quad[cls == 2] = 1  # class 2 has one filled quadrant only
     feat = torch.randn(R, Dd, generator=g)
-    ref = QuadrantPrototypeAccumulator(Cc, Dd, max_per_group=5)
+    ref = QuadrantPrototypeAccumulator(Cc, Dd, max_per_group=5, mean='exact')
     order = torch.argsort(sample)
     ref.add(sample[order], cls[order], quad[order], feat[order])
     p_ref, v_ref, c_ref = ref.result()
-    acc = QuadrantPrototypeAccumulator(Cc, Dd, max_per_group=5, compact_every=7)
+    acc = QuadrantPrototypeAccumulator(Cc, Dd, max_per_group=5, compact_every=7,
+                                       mean='exact')
     perm = torch.randperm(R, generator=g)
     for chunk in perm.split(9):
         acc.add(sample[chunk], cls[chunk], quad[chunk], feat[chunk])
@@ -184,7 +196,7 @@ def test_empty_quadrant_gets_count_weighted_class_mean():
     sample = torch.tensor([0, 1, 2, 3, 4])
     cls = torch.zeros(5, dtype=torch.long)
     quad = torch.tensor([0, 0, 0, 2, 0])  # q0: 4 images (cap 3), q2: 1
-    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=3)
+    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=3, mean='exact')
     acc.add(sample, cls, quad, feat)
     p, v, c = acc.result()
     assert c.tolist() == [[3, 0, 1, 0]] and v.tolist() == [True]
@@ -192,11 +204,19 @@ def test_empty_quadrant_gets_count_weighted_class_mean():
     # (0 + 0 + 0 + 9) / 4 = 2.25; the mean of the quadrant means would be 4.5
     assert p[0, 1].item() == pytest.approx(2.25)
     assert p[0, 3].item() == pytest.approx(2.25)
-    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=None)
+    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=None, mean='exact')
     acc.add(sample, cls, quad, feat)
     p, _, _ = acc.result()
     assert p[0, 0].item() == pytest.approx(0.75)
     assert p[0, 1].item() == pytest.approx(12.0 / 5)
+    # the default 'reference' mean: the placeholder row counts in a filled
+    # cell (sum / (n + 1)), not in the class-mean fill of an empty one
+    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=3)
+    acc.add(sample, cls, quad, feat)
+    p, _, _ = acc.result()
+    assert p[0, 2].item() == pytest.approx(9.0 / 2)
+    assert p[0, 0].item() == 0.0
+    assert p[0, 1].item() == pytest.approx(2.25)
 
 
 def test_schedule_and_resume():
