@@ -137,6 +137,57 @@ def test_hook_computation_matches_naive_loop(cap, mean):
     assert model.training  # mode restored
 
 
+class CountingDataset(TinyDataset):
+    """TinyDataset that counts the images read."""
+
+    def __init__(self, n=N_SAMPLES):
+        super().__init__(n)
+        self.reads = 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize('mean', ['reference', 'exact'])
+def test_early_stop_equals_full_pass_and_reads_fewer_images(mean):
+    """Issue 15.4: once every (class, quadrant) holds its first cap images
+    of a dataset prefix, the pass stops; the result equals the full pass."""
+    n = 120
+    model = TinyModel()
+    full_ds, early_ds = CountingDataset(n), CountingDataset(n)
+    stats_full, stats = {}, {}
+    full = compute_pprb_prototypes(model, loader(full_ds, 4), 'head', 2,
+                                   mean=mean, early_stop=False,
+                                   stats=stats_full)
+    early = compute_pprb_prototypes(model, loader(early_ds, 4), 'head', 2,
+                                    mean=mean, stats=stats)
+    for a, b in zip(early, full):
+        assert torch.equal(a, b)
+    assert (full[2] == 2).all()  # every cell full
+    assert full_ds.reads == n and not stats_full['stopped_early']
+    assert stats['stopped_early'] and stats['images_read'] < n
+    assert early_ds.reads == stats['images_read'] == 4 * stats['steps']
+    # the naive loop over every image agrees
+    torch.testing.assert_close(early[0], naive_prototypes(model, full_ds, 2,
+                                                          mean)[0],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_no_early_stop_while_a_cell_can_still_change():
+    """A cell short of the cap (here: class 2 only ever in few images, or no
+    cap at all) keeps the pass running to the last image."""
+    model, ds = TinyModel(), CountingDataset(40)
+    ds.y[5:, 2] = -1  # class 2: positives only among the first 5 images
+    stats = {}
+    compute_pprb_prototypes(model, loader(ds, 4), 'head', 2, stats=stats)
+    assert ds.reads == 40 and not stats['stopped_early']
+    ds.reads = 0
+    compute_pprb_prototypes(model, loader(CountingDataset(40), 4), 'head',
+                            None, stats=stats)
+    assert stats['images_read'] == 40 and not stats['stopped_early']
+
+
 def test_prototypes_one_pass_no_python_loop_over_classes(monkeypatch):
     """One forward per batch of the loader, and the accumulator is fed once
     per batch (vectorised rows, no per-sample / per-class Python loop)."""
@@ -332,6 +383,12 @@ def _worker(rank, world, port, out_dir):
         for cap in (2, None):
             res = compute_pprb_prototypes(model, loader(ds, 4), 'head', cap)
             torch.save(res, os.path.join(out_dir, f'rank{rank}_{cap}.pt'))
+        # early stop: every rank stops at the same step with the
+        # single-process prototypes (cap 2, 120 images)
+        stats = {}
+        res = compute_pprb_prototypes(model, loader(TinyDataset(120), 4),
+                                      'head', 2, stats=stats)
+        torch.save((res, stats), os.path.join(out_dir, f'rank{rank}_early.pt'))
     finally:
         dist.destroy_process_group()
 
@@ -346,3 +403,11 @@ def test_two_processes_equal_one_process(tmp_path):
         assert torch.equal(res[2], single[2])  # same members per (c, q)
         assert torch.equal(res[1], single[1])
         torch.testing.assert_close(res[0], single[0], rtol=1e-6, atol=1e-7)
+    full = compute_pprb_prototypes(TinyModel(), loader(TinyDataset(120), 4),
+                                   'head', 2, early_stop=False)
+    (r0, s0), (r1, s1) = [torch.load(tmp_path / f'rank{r}_early.pt')
+                          for r in (0, 1)]
+    assert s0 == s1 and s0['stopped_early'] and s0['images_read'] < 120
+    for a, b, c in zip(r0, r1, full):
+        assert torch.equal(a, b)  # identical on the ranks
+        torch.testing.assert_close(a, c, rtol=1e-6, atol=1e-7)
