@@ -217,7 +217,8 @@ def compute_pprb_prototypes(model, dataloader, head_attr: str = 'head',
         early_stop (bool): Stop as soon as the result is final (above).
             Defaults to True; False reads every image.
         stats (dict, optional): Filled with ``images_read`` (distinct
-            images read over all ranks), ``num_samples``, ``steps`` and
+            images processed over all ranks; data-loader workers may have
+            prefetched a few more batches), ``num_samples``, ``steps`` and
             ``stopped_early``.
 
     Returns:
