@@ -26,7 +26,12 @@ model = dict(
         num_classes=925,  # seen classes; names from the dataset (hook)
         loss=dict(_delete_=True, type='RankingLoss', margin=1.0),
         distill_loss=dict(type='L1DistillLoss', loss_weight=1.0),
-        score_activation='none'),
+        score_activation='none',
+        # as the reference: training images without any positive seen tag
+        # leave the batch before the losses (their ranking term is 0, but
+        # they would count in the means and in the L1 term); the test set
+        # keeps every image. False keeps them
+        drop_no_positive=True),
 )
 
 train_pipeline = [
@@ -62,8 +67,10 @@ test_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root, split='test',
                  label_set='all', test_mode=True, pipeline=test_pipeline),
 )
+# a test class without any positive counts with AP 0 in the mean (the
+# reference's compute_AP); no_positive='exclude' leaves it out
 test_evaluator = dict(type='ZeroShotMultiLabelMetric', mode='both',
-                      topks=(3, 5), ap_style='sklearn')
+                      topks=(3, 5), ap_style='sklearn', no_positive='zero')
 # The zero-shot split of NUS-WIDE has no validation set: validation runs on
 # the test split, so best_*.pth is selected on the test set. Report the last
 # checkpoint (epoch_20.pth, tools/test.py) for a selection-free figure.

@@ -69,7 +69,9 @@ def literal_dsrb(x, attn, target, proto_map, alpha, beta, choices, H, W,
             if choices['sel'][b, k]:
                 c = int(choices['cls'][b, k])
                 q_new = (int(quad[b, c]) - int(choices['shift'][b, k])) % 4
-                assert target[b, c] == 0
+                # an unknown entry, or (fill_known, the reference default) a
+                # known entry filling a draw the image has no unknown for
+                assert target[b, c] == 0 or choices['filled'][b, k]
                 chosen[c] = q_new
         cols = []
         for c in range(C):
@@ -91,7 +93,7 @@ def _inputs(B=5, C=6, D=4, H=3, W=4, seed=0, dtype=torch.float64):
     logits = torch.randn(B, H * W, C, generator=g, dtype=dtype).requires_grad_()
     target = torch.randint(-1, 2, (B, C), generator=g).to(dtype)
     target[0] = 0  # an image with only unknown entries
-    target[1] = 1  # an image with no unknown entry blends nothing in PPRB
+    target[1] = 1  # an image with no unknown entry (PPRB fills with known)
     proto_map = torch.randn(C, 4, H * W, D, generator=g, dtype=dtype)
     head_w = torch.randn(C, D, generator=g, dtype=dtype)
     return x, logits, target, proto_map, head_w
@@ -149,7 +151,11 @@ def test_pooled_equals_literal_forward_and_grad(top_k, hw, split):
     # something was actually blended, and the gradients are not trivial
     assert mi.any() and mp.any()
     assert grads[2].abs() > 0 and grads[3].abs() > 0
-    assert int(mp.sum(1)[1]) == 0  # image without unknown entries
+    # image 1 has no unknown entry: the reference default (fill_known) blends
+    # its top_k lowest-index (known) classes, target 1 - beta
+    assert mp[1].nonzero().flatten().tolist() == list(range(top_k))
+    torch.testing.assert_close(yp[1, :top_k],
+                               (1 - pprb.beta.detach()).expand(top_k))
     assert int(mp.sum(1)[0]) == top_k
 
 
@@ -235,8 +241,10 @@ def test_iprb_rule_and_odd_batch():
 
 
 def test_pprb_draws_only_unknown_valid_classes_reproducibly():
+    # fill_known=False: the switch that blends only unknown entries (the
+    # default fills with known entries, tests/test_models/test_faithful_defaults.py)
     C = 6
-    pprb = PPRB(C, 3, top_k=2)
+    pprb = PPRB(C, 3, top_k=2, fill_known=False)
     valid = torch.tensor([1, 1, 1, 1, 0, 1], dtype=torch.bool)
     pprb.set_prototypes(torch.randn(C, 4, 3), valid, 5)
     t = torch.tensor([[0, 0, 1, -1, 0, 0], [1, 1, 1, 1, 0, -1],

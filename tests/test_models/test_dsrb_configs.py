@@ -57,6 +57,26 @@ def test_config_states_the_protocol(path):
         ph = hooks['PPRBPrototypeHook']
         assert (ph.start_epoch, ph.interval, ph.max_per_quadrant) == (5, 5, 100)
         assert ph.pipeline == 'train'  # augmented images, as the reference
+        # faithful defaults (issue 13.2 / 13.3): the reference's placeholder
+        # row in a cell's mean, and known entries blended by an image without
+        # an unknown label; the pass stops early only when exact
+        assert ph.quadrant_mean == 'reference' and ph.early_stop is True
+        assert head.pprb.fill_known is True
     else:
         assert 'PPRBPrototypeHook' not in hooks
     assert cfg.model_wrapper_cfg.find_unused_parameters
+
+
+def test_dsrb_faithful_defaults_when_built():
+    """The classes' own defaults are the reference's too (configs that do not
+    name the switches, e.g. configs/dsrb_demo.py)."""
+    import mlrpl_mm  # noqa: F401
+    from mmpretrain.registry import HOOKS, MODELS
+    pprb = MODELS.build(dict(type='PPRB', num_classes=3, in_channels=2))
+    assert pprb.fill_known is True
+    hook = HOOKS.build(dict(type='PPRBPrototypeHook'))
+    assert hook.quadrant_mean == 'reference' and hook.early_stop is True
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'dsrb_demo.py'))
+    hooks = {h.type: h for h in cfg.custom_hooks}
+    assert 'quadrant_mean' not in hooks['PPRBPrototypeHook']
+    assert 'fill_known' not in cfg.model.head.pprb

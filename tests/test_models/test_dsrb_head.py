@@ -129,8 +129,9 @@ def test_batched_branches_equal_separate(progress):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('batched', [True, False])
-def test_skip_unblended_images_is_exact(progress, batched):
+@pytest.mark.parametrize('batched,fill', [(True, True), (False, True),
+                                          (True, False)])
+def test_skip_unblended_images_is_exact(progress, batched, fill):
     """Images without a blended entry reuse the plain logits: same losses and
     gradients as classifying every image of every branch."""
     progress(6)
@@ -146,7 +147,8 @@ def test_skip_unblended_images_is_exact(progress, batched):
     res = []
     for skip in (True, False):
         head = make_head(batch_branches=batched, skip_unblended=skip,
-                         contrastive_loss=None)
+                         contrastive_loss=None,
+                         pprb=dict(type='PPRB', fill_known=fill))
         x = feats[0].clone().requires_grad_()
         if skip:  # count the rows that reach the GNN
             seen = []
@@ -158,11 +160,13 @@ def test_skip_unblended_images_is_exact(progress, batched):
             list(head.trunk.gnn.parameters())
         res.append((out, torch.autograd.grad(total, params)))
         if skip:
-            # plain 6 + IPRB images {0, 4} + PPRB images with an unknown
-            # {0, 2, 3, 4} (1 and 5 have none)
+            # plain 6 + IPRB images {0, 4} + PPRB: every image with the
+            # reference default fill_known=True (1 and 5 have no unknown
+            # label and blend a known class); with fill_known=False only
+            # those with an unknown {0, 2, 3, 4}
             assert head.iprb.blend_mask(t.float()).any(1).tolist() == \
                 [True, False, False, False, True, False]
-            assert sum(seen) == 6 + 2 + 4
+            assert sum(seen) == 6 + 2 + (6 if fill else 4)
     (o1, g1), (o2, g2) = res
     for k in o1:
         torch.testing.assert_close(o1[k], o2[k], rtol=1e-5, atol=1e-6)

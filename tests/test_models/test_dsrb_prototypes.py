@@ -76,8 +76,14 @@ def loader(dataset, batch_size=4):
 
 
 @torch.no_grad()
-def naive_prototypes(model, dataset, cap):
-    """Spec rule with plain loops: first `cap` images per (c, q) in order."""
+def naive_prototypes(model, dataset, cap, mean='reference'):
+    """Spec rule with plain loops: first `cap` images per (c, q) in order.
+
+    ``mean='reference'``: the reference's form, a list per (c, q) that starts
+    with an all-zero placeholder row, appended while it has <= cap rows, and
+    averaged with the placeholder; the class-mean fill of an empty cell
+    concatenates the lists without their placeholders. ``'exact'``: the
+    plain mean of the members."""
     model.eval()
     head = model.head
     members = {(c, q): [] for c in range(C) for q in range(4)}
@@ -98,32 +104,88 @@ def naive_prototypes(model, dataset, cap):
         filled = []
         for q in range(4):
             if members[(c, q)]:
-                protos[c, q] = torch.stack(members[(c, q)]).mean(0)
+                rows = members[(c, q)]
+                if mean == 'reference':
+                    rows = [torch.zeros(D, dtype=torch.float64)] + rows
+                protos[c, q] = torch.stack(rows).mean(0)
                 counts[c, q] = len(members[(c, q)])
                 filled += members[(c, q)]
         if filled:
             valid[c] = True
             # the reference: kept features of the filled quadrants
             # concatenated, then averaged
-            mean = torch.stack(filled).mean(0)
+            class_mean = torch.stack(filled).mean(0)
             for q in range(4):
                 if not members[(c, q)]:
-                    protos[c, q] = mean
+                    protos[c, q] = class_mean
     model.train()
     return protos.float(), valid, counts
 
 
+@pytest.mark.parametrize('mean', ['reference', 'exact'])
 @pytest.mark.parametrize('cap', [2, None])
-def test_hook_computation_matches_naive_loop(cap):
+def test_hook_computation_matches_naive_loop(cap, mean):
     model, ds = TinyModel(), TinyDataset()
-    protos, valid, counts = compute_pprb_prototypes(model, loader(ds), 'head', cap)
-    p_ref, v_ref, c_ref = naive_prototypes(model, ds, cap)
+    protos, valid, counts = compute_pprb_prototypes(model, loader(ds), 'head',
+                                                    cap, mean=mean)
+    p_ref, v_ref, c_ref = naive_prototypes(model, ds, cap, mean)
     assert torch.equal(counts, c_ref)
     assert torch.equal(valid, v_ref)
     torch.testing.assert_close(protos, p_ref, rtol=1e-5, atol=1e-6)
     if cap is not None:
         assert int(counts.max()) == cap  # the cap was hit
     assert model.training  # mode restored
+
+
+class CountingDataset(TinyDataset):
+    """TinyDataset that counts the images read."""
+
+    def __init__(self, n=N_SAMPLES):
+        super().__init__(n)
+        self.reads = 0
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize('mean', ['reference', 'exact'])
+def test_early_stop_equals_full_pass_and_reads_fewer_images(mean):
+    """Issue 15.4: once every (class, quadrant) holds its first cap images
+    of a dataset prefix, the pass stops; the result equals the full pass."""
+    n = 120
+    model = TinyModel()
+    full_ds, early_ds = CountingDataset(n), CountingDataset(n)
+    stats_full, stats = {}, {}
+    full = compute_pprb_prototypes(model, loader(full_ds, 4), 'head', 2,
+                                   mean=mean, early_stop=False,
+                                   stats=stats_full)
+    early = compute_pprb_prototypes(model, loader(early_ds, 4), 'head', 2,
+                                    mean=mean, stats=stats)
+    for a, b in zip(early, full):
+        assert torch.equal(a, b)
+    assert (full[2] == 2).all()  # every cell full
+    assert full_ds.reads == n and not stats_full['stopped_early']
+    assert stats['stopped_early'] and stats['images_read'] < n
+    assert early_ds.reads == stats['images_read'] == 4 * stats['steps']
+    # the naive loop over every image agrees
+    torch.testing.assert_close(early[0], naive_prototypes(model, full_ds, 2,
+                                                          mean)[0],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_no_early_stop_while_a_cell_can_still_change():
+    """A cell short of the cap (here: class 2 only ever in few images, or no
+    cap at all) keeps the pass running to the last image."""
+    model, ds = TinyModel(), CountingDataset(40)
+    ds.y[5:, 2] = -1  # class 2: positives only among the first 5 images
+    stats = {}
+    compute_pprb_prototypes(model, loader(ds, 4), 'head', 2, stats=stats)
+    assert ds.reads == 40 and not stats['stopped_early']
+    ds.reads = 0
+    compute_pprb_prototypes(model, loader(CountingDataset(40), 4), 'head',
+                            None, stats=stats)
+    assert stats['images_read'] == 40 and not stats['stopped_early']
 
 
 def test_prototypes_one_pass_no_python_loop_over_classes(monkeypatch):
@@ -156,11 +218,12 @@ def test_accumulator_is_order_independent_and_fills_empty():
     quad = torch.randint(0, 4, (R, ), generator=g)
     quad[cls == 2] = 1  # class 2 has one filled quadrant only
     feat = torch.randn(R, Dd, generator=g)
-    ref = QuadrantPrototypeAccumulator(Cc, Dd, max_per_group=5)
+    ref = QuadrantPrototypeAccumulator(Cc, Dd, max_per_group=5, mean='exact')
     order = torch.argsort(sample)
     ref.add(sample[order], cls[order], quad[order], feat[order])
     p_ref, v_ref, c_ref = ref.result()
-    acc = QuadrantPrototypeAccumulator(Cc, Dd, max_per_group=5, compact_every=7)
+    acc = QuadrantPrototypeAccumulator(Cc, Dd, max_per_group=5, compact_every=7,
+                                       mean='exact')
     perm = torch.randperm(R, generator=g)
     for chunk in perm.split(9):
         acc.add(sample[chunk], cls[chunk], quad[chunk], feat[chunk])
@@ -184,7 +247,7 @@ def test_empty_quadrant_gets_count_weighted_class_mean():
     sample = torch.tensor([0, 1, 2, 3, 4])
     cls = torch.zeros(5, dtype=torch.long)
     quad = torch.tensor([0, 0, 0, 2, 0])  # q0: 4 images (cap 3), q2: 1
-    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=3)
+    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=3, mean='exact')
     acc.add(sample, cls, quad, feat)
     p, v, c = acc.result()
     assert c.tolist() == [[3, 0, 1, 0]] and v.tolist() == [True]
@@ -192,11 +255,19 @@ def test_empty_quadrant_gets_count_weighted_class_mean():
     # (0 + 0 + 0 + 9) / 4 = 2.25; the mean of the quadrant means would be 4.5
     assert p[0, 1].item() == pytest.approx(2.25)
     assert p[0, 3].item() == pytest.approx(2.25)
-    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=None)
+    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=None, mean='exact')
     acc.add(sample, cls, quad, feat)
     p, _, _ = acc.result()
     assert p[0, 0].item() == pytest.approx(0.75)
     assert p[0, 1].item() == pytest.approx(12.0 / 5)
+    # the default 'reference' mean: the placeholder row counts in a filled
+    # cell (sum / (n + 1)), not in the class-mean fill of an empty one
+    acc = QuadrantPrototypeAccumulator(1, 1, max_per_group=3)
+    acc.add(sample, cls, quad, feat)
+    p, _, _ = acc.result()
+    assert p[0, 2].item() == pytest.approx(9.0 / 2)
+    assert p[0, 0].item() == 0.0
+    assert p[0, 1].item() == pytest.approx(2.25)
 
 
 def test_schedule_and_resume():
@@ -312,6 +383,12 @@ def _worker(rank, world, port, out_dir):
         for cap in (2, None):
             res = compute_pprb_prototypes(model, loader(ds, 4), 'head', cap)
             torch.save(res, os.path.join(out_dir, f'rank{rank}_{cap}.pt'))
+        # early stop: every rank stops at the same step with the
+        # single-process prototypes (cap 2, 120 images)
+        stats = {}
+        res = compute_pprb_prototypes(model, loader(TinyDataset(120), 4),
+                                      'head', 2, stats=stats)
+        torch.save((res, stats), os.path.join(out_dir, f'rank{rank}_early.pt'))
     finally:
         dist.destroy_process_group()
 
@@ -326,3 +403,11 @@ def test_two_processes_equal_one_process(tmp_path):
         assert torch.equal(res[2], single[2])  # same members per (c, q)
         assert torch.equal(res[1], single[1])
         torch.testing.assert_close(res[0], single[0], rtol=1e-6, atol=1e-7)
+    full = compute_pprb_prototypes(TinyModel(), loader(TinyDataset(120), 4),
+                                   'head', 2, early_stop=False)
+    (r0, s0), (r1, s1) = [torch.load(tmp_path / f'rank{r}_early.pt')
+                          for r in (0, 1)]
+    assert s0 == s1 and s0['stopped_early'] and s0['images_read'] < 120
+    for a, b, c in zip(r0, r1, full):
+        assert torch.equal(a, b)  # identical on the ranks
+        torch.testing.assert_close(a, c, rtol=1e-6, atol=1e-7)

@@ -43,6 +43,8 @@ def test_sigrl_spml_configs_follow_the_reference():
         assert c.val_evaluator.ap_style == 'sklearn'
         assert c.default_hooks.checkpoint.save_best == \
             'multi-label/mAP_sklearn'
+        # every SPML training image has its one positive: nothing to drop
+        assert not c.model.head.get('drop_no_positive', False)
     assert len(cfg('sigrl_voc_spml.py').model.head.class_names) == 20
 
 
@@ -71,6 +73,14 @@ def test_sigrl_zero_shot_config():
     assert len(ra) == 1 and ra[0].magnitude_level == 9
     assert c.train_cfg.max_epochs == 20 and c.train_dataloader.batch_size == 32
     assert c.test_evaluator.topks == (3, 5)
+    # faithful defaults (issue 13.4 / 13.5): training images without a
+    # positive dropped; a test class without positive counts with AP 0
+    assert c.model.head.drop_no_positive is True
+    assert c.test_evaluator.no_positive == 'zero'
+    assert c.val_evaluator.no_positive == 'zero'
+    from mmpretrain.registry import METRICS
+    assert METRICS.build(dict(type='ZeroShotMultiLabelMetric')).no_positive \
+        == 'zero'
 
 
 def test_known_proportion_configs():

@@ -40,8 +40,11 @@ model = dict(
         # prototype perspective: K = 1 unknown class per image, learnable beta;
         # quadrant of the energy peak with the reference's half of an odd side
         # (h* >= H // 2: the middle row of the 7x7 map is in the bottom half;
-        # 'exact' = h* >= H / 2)
-        pprb=dict(type='PPRB', init_beta=0.5, top_k=1, quadrant_split='floor'),
+        # 'exact' = h* >= H / 2). An image without an unknown label blends its
+        # lowest-index known class with target 1 - beta, as the reference's
+        # CUDA topk does (fill_known=False: it blends nothing)
+        pprb=dict(type='PPRB', init_beta=0.5, top_k=1, quadrant_split='floor',
+                  fill_known=True),
         loss=dict(type='PartialBCELoss'),
         contrastive_loss=dict(type='InstanceContrastiveLoss', loss_weight=0.05),
         contrastive_ramp_epochs=1,
@@ -57,9 +60,13 @@ custom_hooks = [
     dict(type='LabelGraphHook'),
     # (C, 4, D) prototypes at epochs 5, 10, 15 from the first 100 images per
     # (class, quadrant) in dataset order, through the training pipeline
-    # (augmented images, as the reference); pipeline='test' = un-augmented
+    # (augmented images, as the reference); pipeline='test' = un-augmented.
+    # quadrant_mean='reference': a filled cell's mean counts the reference's
+    # all-zero placeholder row (sum / (n + 1)); 'exact' = sum / n. The pass
+    # stops once every (class, quadrant) is final (early_stop, same result)
     dict(type='PPRBPrototypeHook', start_epoch=5, interval=5,
-         max_per_quadrant=100, pipeline='train'),
+         max_per_quadrant=100, pipeline='train', quadrant_mean='reference',
+         early_stop=True),
     # alpha / beta clamped into [0, 1] after every optimizer step
     dict(type='BlendWeightClampHook'),
 ]

@@ -39,8 +39,11 @@ model = dict(
                                gamma_pos=1, clip=0.05, eps=1e-8),
         instance_loss=dict(type='InstanceContrastiveLoss'),
         # 'reference' reproduces the reference code's sign (1 + y d);
-        # 'pull_push' is the paper's intent (1 - y d)
-        prototype_loss=dict(type='PrototypeContrastiveLoss', mode='reference'),
+        # 'pull_push' is the paper's intent (1 - y d). average='all' is the
+        # reference's mean over all B x C entries (an unknown entry counts
+        # the constant 1); 'known' = mean over the known entries only
+        prototype_loss=dict(type='PrototypeContrastiveLoss', mode='reference',
+                            average='all'),
         loss_weights=dict(cls=1.0, cls_ist=1.0, cls_cst=1.0,
                           cooccurrence=10.0, margin_ist=0.1, margin_cst=0.1,
                           instance=0.05, prototype=0.05),

@@ -10,11 +10,13 @@ from .multi_label_map import _to_numpy, average_precision, multilabel_prf
 
 def zero_shot_scores(scores: np.ndarray, targets: np.ndarray,
                      topks: Sequence[int] = (3, 5), ap_style: str = 'sklearn',
-                     no_positive: str = 'exclude') -> Dict[str, float]:
+                     no_positive: str = 'zero') -> Dict[str, float]:
     r"""mAP and top-k precision / recall / F1 (percent) of (N, C) scores.
 
     mAP: mean over classes of AP (``ap_style``; entries with target 0
-    ignored; a class without positive excluded or counted 0). F1@k (the
+    ignored). A class without any positive: ``no_positive='zero'``
+    (default, the SigRL reference's ``compute_AP``: AP 0, still in the
+    mean over all C classes) or ``'exclude'`` (left out of the mean). F1@k (the
     zero-shot MLR protocol of Huynh & Elhamifar / LESA / BiAM): the k
     top-scored classes of each image are predicted positive;
     :math:`P@k = \sum TP / \sum \#pred`, :math:`R@k = \sum TP / \sum \#gt`
@@ -58,7 +60,9 @@ class ZeroShotMultiLabelMetric(BaseMetric):
             dataset's ``metainfo['unseen_classes']`` in its ``classes``.
         topks (list[int]): k of F1@k. Defaults to (3, 5).
         ap_style (str): ``'sklearn'`` (default) or ``'voc'``.
-        no_positive (str): ``'exclude'`` (default) or ``'zero'``.
+        no_positive (str): A test class without positive: ``'zero'``
+            (default, the reference: AP 0 averaged into ZSL / GZSL mAP) or
+            ``'exclude'`` (left out of the mean).
         collect_device (str): Defaults to ``'cpu'``.
         prefix (str, optional): Defaults to ``'zero-shot'``.
     """
@@ -67,7 +71,7 @@ class ZeroShotMultiLabelMetric(BaseMetric):
     def __init__(self, mode: str = 'both',
                  zsl_indices: Optional[Sequence[int]] = None,
                  topks: Sequence[int] = (3, 5), ap_style: str = 'sklearn',
-                 no_positive: str = 'exclude', collect_device: str = 'cpu',
+                 no_positive: str = 'zero', collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if mode not in ('zsl', 'gzsl', 'both'):

@@ -86,7 +86,8 @@ class HSTHead(BasePartialLabelHead):
         instance_loss (dict, optional): Defaults to
             ``InstanceContrastiveLoss``; None disables it.
         prototype_loss (dict): Defaults to ``PrototypeContrastiveLoss`` with
-            the reference sign.
+            the reference sign and reduction (``mode='reference'``,
+            ``average='all'``).
         loss_weights (dict): Overrides of :data:`DEFAULT_LOSS_WEIGHTS`.
         pseudo_label_epoch (int): First epoch of the pseudo labels (0-based).
             Defaults to 5.
@@ -110,7 +111,7 @@ class HSTHead(BasePartialLabelHead):
                  cooccurrence_loss: dict = dict(type='AsymmetricCooccurrenceLoss'),
                  instance_loss: Optional[dict] = dict(type='InstanceContrastiveLoss'),
                  prototype_loss: dict = dict(type='PrototypeContrastiveLoss',
-                                             mode='reference'),
+                                             mode='reference', average='all'),
                  loss_weights: Optional[dict] = None,
                  pseudo_label_epoch: int = 5,
                  ramp_epochs: int = 1,

@@ -196,6 +196,12 @@ class SigRLHead(BasePartialLabelHead):
             (e.g. ``dict(type='L1DistillLoss')``); needs a backbone with
             ``with_teacher=True``.
         score_activation (str): ``'sigmoid'`` or ``'none'``.
+        drop_no_positive (bool): In training, leave out the images of the
+            batch without any known positive (``partial_label`` +1) before
+            the scores and the losses, as the SigRL zero-shot reference does
+            before its forward pass (``configs/sigrl_nus_zsl.py`` sets it):
+            the losses are then means over the kept images only. Defaults
+            to False (every image counts). See :meth:`loss`.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -216,7 +222,9 @@ class SigRLHead(BasePartialLabelHead):
                  loss: Dict = dict(type='EMLoss', alpha=0.2),
                  distill_loss: Optional[Dict] = None,
                  score_activation: str = 'sigmoid',
+                 drop_no_positive: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
+        self.drop_no_positive = bool(drop_no_positive)
         self._has_train_classes = class_names is not None or \
             label_embed_file is not None
         if self._has_train_classes:
@@ -386,13 +394,45 @@ class SigRLHead(BasePartialLabelHead):
              data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
         """Loss terms: ``loss_cls`` (partial-label loss on the scores) and,
-        with ``distill_loss``, ``loss_distill``."""
+        with ``distill_loss``, ``loss_distill``.
+
+        With ``drop_no_positive``, the images without a known positive are
+        removed from P, g, the teacher's g, the targets and the sample
+        indices before anything else: every loss is the one of the batch of
+        the kept images, exactly the reference's (it drops them before its
+        forward pass; the image tower, SVFR and the scores are per image, so
+        only the tower's compute for the dropped images differs). A batch
+        in which no image has a positive gives losses 0 (connected to the
+        graph, so DDP and the optimizer step run on every rank; the
+        reference skips such a batch: with AdamW the moments and the weight
+        decay still move here). The number kept is logged as
+        ``kept_images``.
+        """
         tokens, glob, teacher = self._split_feats(feats)
         self._check_train_classes()
+        target = self.get_targets(data_samples, device=glob.device)
+        idx = self.get_sample_indices(data_samples, device=glob.device)
+        empty = None
+        if self.drop_no_positive:
+            keep = (target > 0).any(1)
+            if not bool(keep.any()):
+                empty = keep
+            elif not bool(keep.all()):
+                tokens, glob, target = tokens[keep], glob[keep], target[keep]
+                teacher = None if teacher is None else teacher[keep]
+                idx = None if idx is None else idx[keep]
         score = self.scores(tokens, glob, self.train_embed, self._graph())
-        target = self.get_targets(data_samples, device=score.device)
-        idx = self.get_sample_indices(data_samples, device=score.device)
+        if empty is not None:  # nothing to learn from: zero, with a graph
+            zero = score.sum() * 0.0 + glob.sum() * 0.0
+            losses = dict(loss_cls=zero)
+            if self.distill_loss is not None:
+                losses['loss_distill'] = zero.clone()
+            losses['kept_images'] = torch.zeros((), device=glob.device)
+            return losses
         losses = dict(loss_cls=self.loss_module(score, target, sample_idx=idx))
+        if self.drop_no_positive:
+            losses['kept_images'] = torch.tensor(float(target.shape[0]),
+                                                 device=glob.device)
         if self.distill_loss is not None:
             if teacher is None:
                 raise ValueError('SigRLHead.distill_loss needs teacher '

@@ -61,8 +61,26 @@ class PPRB(nn.Module):
     r"""Prototype-perspective (location-sensitive) blending on pooled features.
 
     For every image b, K classes are drawn uniformly without replacement among
-    its unknown entries (:math:`y_{bc} = 0`) that have a prototype (an image
-    with no such entry blends nothing). For a drawn class c with current
+    its unknown entries (:math:`y_{bc} = 0`) that have a prototype. An image
+    with fewer than K such entries (e.g. no unknown label: 12% of the images
+    at VOC 2007 p = 90%) is handled by ``fill_known``:
+
+    - ``fill_known=True`` (default, the reference): the reference draws with
+      ``torch.topk(rand * (y == 0), K)`` on CUDA, whose score row is 0 at
+      every known entry; CUDA's top-k fills the places left after the
+      strictly larger scores with the tied entries in ascending index order
+      (``gatherTopK``'s in-order scan), so the remaining draws are the
+      image's lowest-index known entries (the lowest-index class with a
+      prototype here). They are blended like the others and their target
+      becomes :math:`1 - \beta` (a known negative too). (torch.topk on CPU
+      breaks such ties differently: for a row of 20 zeros and K = 1 it
+      returns index 12 with torch 2.x; the CUDA order is the one that
+      produced the published numbers, and it is what this module does on
+      every device.)
+    - ``fill_known=False`` (switch): the missing draws are skipped; an image
+      with no unknown entry blends nothing.
+
+    For a drawn class c with current
     quadrant :math:`q_{bc}` (:func:`energy_quadrants` of the energy map) and
     :math:`r` uniform in {1, 2, 3}, :math:`q' = (q_{bc} - r) \bmod 4` and
 
@@ -100,12 +118,16 @@ class PPRB(nn.Module):
         quadrant_split (str): Half of an odd side, ``'floor'`` (reference,
             default) or ``'exact'``; see :func:`energy_quadrants`. The
             prototype hook uses the same rule (:meth:`quadrants`).
+        fill_known (bool): Fill the draws an image lacks with its
+            lowest-index known entries (reference, default) or skip them.
     """
 
     def __init__(self, num_classes: int, in_channels: int,
                  init_beta: float = 0.5, top_k: int = 1,
-                 learnable: bool = True, quadrant_split: str = 'floor') -> None:
+                 learnable: bool = True, quadrant_split: str = 'floor',
+                 fill_known: bool = True) -> None:
         super().__init__()
+        self.fill_known = bool(fill_known)
         if quadrant_split not in QUADRANT_SPLITS:
             raise ValueError(f'PPRB: quadrant_split must be one of '
                              f'{QUADRANT_SPLITS}, got {quadrant_split!r}')
@@ -172,16 +194,33 @@ class PPRB(nn.Module):
         Returns:
             dict(cls (B, K) long, shift (B, K) long in {1, 2, 3}, sel (B, K)
             bool: whether the k-th draw of image b exists, i.e. the image had
-            at least k+1 eligible classes).
+            at least k+1 eligible classes, or ``fill_known`` filled it with
+            a known entry; ``filled`` (B, K) bool: the draws that are such
+            fills).
+
+        Scores (float64, so the order of the float32 draws is kept exactly):
+        an eligible entry ``2 + u`` (u the uniform draw), a known entry with
+        a prototype ``1 - c / C`` when ``fill_known`` (larger for a lower
+        index c, always below any eligible one), everything else -1; the K
+        largest are drawn. The random stream (one ``rand(B, C)`` and one
+        ``randint(1, 4, (B, K))``) is the same for both settings.
         """
         B, C = target.shape
-        eligible = (target == 0) & self.prototype_valid.view(1, C).to(target.device)
+        valid = self.prototype_valid.view(1, C).to(target.device)
+        eligible = (target == 0) & valid
         rnd = torch.rand(B, C, generator=generator).to(target.device)
-        score = torch.where(eligible, rnd, torch.full_like(rnd, -1.0))
+        never = torch.full((B, C), -1.0, dtype=torch.float64,
+                           device=target.device)
+        score = torch.where(eligible, 2.0 + rnd.double(), never)
+        if self.fill_known:
+            rank = 1.0 - torch.arange(C, dtype=torch.float64,
+                                      device=target.device) / C
+            score = torch.where(valid & ~eligible, rank.view(1, C), score)
         top, cls = score.topk(self.top_k, dim=1)
         shift = torch.randint(1, NUM_QUADRANTS, (B, self.top_k),
                               generator=generator).to(target.device)
-        return dict(cls=cls, shift=shift, sel=top >= 0)
+        return dict(cls=cls, shift=shift, sel=top >= 0,
+                    filled=(top >= 0) & (top < 2.0))
 
     def forward(self, f: torch.Tensor, energy: torch.Tensor,
                 target: torch.Tensor, hw: Sequence[int],
@@ -241,4 +280,5 @@ class PPRB(nn.Module):
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, in_channels={self.in_channels}, '
                 f'top_k={self.top_k}, beta={float(self.beta.detach()):.4f}, '
-                f'quadrant_split={self.quadrant_split!r}')
+                f'quadrant_split={self.quadrant_split!r}, '
+                f'fill_known={self.fill_known}')

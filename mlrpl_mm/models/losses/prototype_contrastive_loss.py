@@ -22,19 +22,28 @@ class PrototypeContrastiveLoss(nn.Module):
       :math:`1 - y\,d`, i.e. :math:`1 - d` for positives and :math:`1 + d`
       for negatives.
 
-    Loss = mean over the kept entries (0 if none), as hst.md states it
-    (``average='known'``). ``average='all'`` is the reference code's
-    reduction: the mean over all B x C entries, where an unknown entry (or
-    a class without prototypes) contributes the constant 1 (no gradient), so
-    the gradient is the 'known' one times the known fraction.
+    Reduction (faithful by default, protocol.md):
+
+    - ``average='all'`` (default, the reference code's ``torch.mean`` of the
+      (B, C) loss matrix): the mean over all B x C entries, where an unknown
+      entry (or a class without prototypes) contributes the constant 1 (no
+      gradient):
+
+      .. math:: \mathcal{L} = \frac{1}{BC}\Big(\sum_{(b,c)\,\mathrm{kept}}
+                (1 \pm y_{bc} d_{bc}) + \#\{\mathrm{not\ kept}\}\Big);
+
+      its gradient is the 'known' one times the kept fraction (10x smaller
+      at 10% known labels);
+    - ``average='known'`` (switch, hst.md's "mean"): the mean over the kept
+      entries (0 if none).
 
     Args:
         mode (str): ``'reference'`` or ``'pull_push'``.
-        average (str): ``'known'`` (default) or ``'all'``.
+        average (str): ``'all'`` (default, reference) or ``'known'``.
         loss_weight (float): Defaults to 1.0.
     """
 
-    def __init__(self, mode: str = 'reference', average: str = 'known',
+    def __init__(self, mode: str = 'reference', average: str = 'all',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if mode not in _MODES:

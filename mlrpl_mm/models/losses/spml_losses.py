@@ -13,6 +13,7 @@ gives AN / WAN the exact BCE). LL-R keeps its own reference's exact BCE
 with logits.
 """
 import math
+from fractions import Fraction
 from typing import Optional
 
 import torch
@@ -332,26 +333,63 @@ class LargeLossRejectionLoss(nn.Module):
     loss. Sum of kept losses / (B * C). The epoch comes from the runner's
     message hub, so ``--resume`` continues at the right rate.
 
+    ``rate='exact'`` (default) computes k in exact rational arithmetic
+    (:math:`\Delta_{rel}` read as the decimal it is written as, e.g. 0.2 =
+    1/5). The reference computes the clean rate by repeated float
+    subtraction (``clean_rate = 1``, then ``clean_rate -= delta_rel / 100``
+    after every epoch, ``k = ceil(B C (1 - clean_rate))``): where
+    :math:`BCr` is an integer the rounding error can push k one higher (or
+    lower). ``rate='reference'`` reproduces that (documented difference:
+    docs/baselines/README.md, faithful defaults and switches).
+
     Args:
         delta_rel (float): Rejection-rate increase per epoch, in percent
             (the reference's ``--delta_rel``, one of 0.1 ... 0.5).
             Defaults to 0.2.
         loss_weight (float): Multiplier. Defaults to 1.0.
+        rate (str): ``'exact'`` (default) or ``'reference'`` (the
+            reference's repeated float subtraction).
     """
 
     def __init__(self, delta_rel: float = 0.2,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0, rate: str = 'exact') -> None:
         super().__init__()
         if delta_rel < 0:
             raise ValueError(f'delta_rel must be >= 0, got {delta_rel}')
+        if rate not in ('exact', 'reference'):
+            raise ValueError("LargeLossRejectionLoss: rate must be 'exact' or "
+                             f"'reference', got {rate!r}")
         self.delta_rel = delta_rel
         self.loss_weight = loss_weight
+        self.rate = rate
 
     def rejection_rate(self, epoch: Optional[int] = None) -> float:
         """Fraction of the B*C entries rejected at a 0-based epoch."""
         if epoch is None:
             epoch = get_train_progress().epoch
-        return min(1.0, epoch * self.delta_rel / 100.0)
+        if self.rate == 'reference':
+            return min(1.0, 1.0 - self._reference_clean_rate(epoch))
+        return min(1.0, float(self._exact_rate(epoch)))
+
+    def _exact_rate(self, epoch: int) -> Fraction:
+        return min(Fraction(1), Fraction(str(self.delta_rel)) * epoch / 100)
+
+    def _reference_clean_rate(self, epoch: int) -> float:
+        clean, step = 1.0, self.delta_rel / 100
+        for _ in range(int(epoch)):
+            clean -= step
+        return clean
+
+    def num_rejected(self, numel: int, epoch: Optional[int] = None) -> int:
+        """k: how many of ``numel`` (= B C) entries are rejected."""
+        if epoch is None:
+            epoch = get_train_progress().epoch
+        if self.rate == 'reference':
+            clean = self._reference_clean_rate(epoch)
+            if clean == 1.0:  # the reference's first epoch
+                return 0
+            return min(numel, math.ceil(numel * (1 - clean)))
+        return math.ceil(numel * self._exact_rate(epoch))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor,
                 avg_factor: Optional[float] = None,
@@ -362,9 +400,8 @@ class LargeLossRejectionLoss(nn.Module):
         logits = logits.float()
         y = (target > 0).to(logits.dtype)
         loss = F.binary_cross_entropy_with_logits(logits, y, reduction='none')
-        rate = self.rejection_rate(epoch)
         unknown = target == 0
-        k = math.ceil(loss.numel() * rate)
+        k = self.num_rejected(loss.numel(), epoch)
         n_unknown = int(unknown.sum())
         if k > 0 and n_unknown > 0:
             unk_loss = loss.detach()[unknown]

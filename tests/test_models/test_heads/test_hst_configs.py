@@ -69,6 +69,8 @@ def test_config_states_the_protocol(path):
     if head.cst is not None:
         assert (head.cst.num_prototypes, head.cst.margin_init) == (10, 1.0)
         assert head.prototype_loss.mode == 'reference'
+        # the reference's reduction: mean over all B x C entries (issue 13.1)
+        assert head.prototype_loss.average == 'all'
         ph = hooks['CSTPrototypeHook']
         assert (ph.start_epoch, ph.interval) == (5, 5)
         assert ph.pipeline == 'train'  # augmented images, as the reference
@@ -98,3 +100,16 @@ def test_resnet_stages_1_3_frozen_layer4_bn_trains(name):
     bb(x)
     assert not torch.equal(before, bb.layer4[0].bn1.running_mean)
     assert torch.equal(l3, bb.layer3[0].bn1.running_mean)
+
+
+@pytest.mark.parametrize('name', ['hst_demo', 'hst_demo_lite',
+                                  'hst_convnext_coco_p30'])
+def test_other_hst_configs_use_the_reference_prototype_loss(name):
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+    pl = cfg.model.head.get('prototype_loss')
+    if pl is not None:
+        assert (pl.mode, pl.get('average', 'all')) == ('reference', 'all')
+    # the class default too
+    loss = MODELS.build(dict(type='PrototypeContrastiveLoss'))
+    assert (loss.mode, loss.average) == ('reference', 'all')

@@ -96,8 +96,12 @@ def test_phase2_full_loss_matches_spec():
             if y[b, c] == 0 and cst[b, c] > 0:
                 y_cst[b, c] = 1
     d = head.cst.similarity(f)
-    terms = [1 + y[b, c] * d[b, c] for b in range(3) for c in range(C)
-             if y[b, c] != 0 and head.cst.prototype_count[c] > 0]
+    # the reference reduction (default average='all'): mean over all B x C
+    # entries, 1 for an unknown entry or a class without prototypes
+    terms = [1 + y[b, c] * d[b, c]
+             if y[b, c] != 0 and head.cst.prototype_count[c] > 0
+             else torch.ones((), dtype=d.dtype)
+             for b in range(3) for c in range(C)]
     expected = dict(
         loss_cls=partial_bce_with_logits(logits, y),
         loss_cls_ist=partial_bce_with_logits(logits, y_ist),
@@ -212,8 +216,11 @@ def _naive_total(head, x, y, phase2, ramp):
                 cst[b, c] = torch.clamp(d[b, c] - head.cst.margin, 0, 1)
     y_ist = torch.where((y == 0) & (ist > 0), torch.ones_like(y), y)
     y_cst = torch.where((y == 0) & (cst > 0), torch.ones_like(y), y)
-    proto = [1 + y[b, c] * d[b, c] for b in range(B) for c in range(C)
-             if y[b, c] != 0 and head.cst.prototype_count[c] > 0]
+    # reference reduction: every (b, c) counts, 1 where not kept
+    proto = [1 + y[b, c] * d[b, c]
+             if y[b, c] != 0 and head.cst.prototype_count[c] > 0
+             else torch.ones((), dtype=d.dtype)
+             for b in range(B) for c in range(C)]
     return total + _naive_bce(logits, y_ist) + _naive_bce(logits, y_cst) + \
         0.1 * _naive_bce(ist, y) + 0.1 * _naive_bce(cst, y) + \
         0.05 * torch.stack(proto).mean()

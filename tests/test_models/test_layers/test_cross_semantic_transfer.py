@@ -68,16 +68,19 @@ def test_prototype_contrastive_loss(mode, sign):
     sim = torch.tensor([[0.5, -0.2, 0.9], [0.1, 0.3, -0.4]], requires_grad=True)
     y = torch.tensor([[1, -1, 0], [-1, 1, 1]])
     valid = torch.tensor([True, True, False])
-    loss = MODELS.build(dict(type='PrototypeContrastiveLoss', mode=mode))(sim, y, valid)
+    # the switch: mean over the kept (known, with prototypes) entries
+    loss = MODELS.build(dict(type='PrototypeContrastiveLoss', mode=mode,
+                             average='known'))(sim, y, valid)
     terms = [1 + sign * y[b, c] * sim[b, c] for b in range(2) for c in range(2)]
     ref = torch.stack(terms).mean()
     torch.testing.assert_close(loss, ref)
     g1, = torch.autograd.grad(loss, sim)
     g2, = torch.autograd.grad(ref, sim)
     torch.testing.assert_close(g1, g2)
-    # the reference reduction: mean over all 6 entries, 1 where not kept
-    loss_all = MODELS.build(dict(type='PrototypeContrastiveLoss', mode=mode,
-                                 average='all'))(sim, y, valid)
+    # the default (issue 13.1): the reference reduction, mean over all 6
+    # entries, the constant 1 where not kept
+    loss_all = MODELS.build(dict(type='PrototypeContrastiveLoss',
+                                 mode=mode))(sim, y, valid)
     terms = [1 + sign * y[b, c] * sim[b, c] for b in range(2) for c in range(2)]
     ref_all = (torch.stack(terms).sum() + 2) / 6
     torch.testing.assert_close(loss_all, ref_all)
