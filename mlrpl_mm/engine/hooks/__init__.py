@@ -7,8 +7,11 @@ from .apl_hook import APLHook
 from .sigrl_label_set_hook import SigRLLabelSetHook
 from .class_count_check_hook import ClassCountCheckHook
 from .random_state_hook import RandomStateHook
+from .required_hooks_check_hook import RequiredHooksCheckHook
+from .supervision_check_hook import SupervisionCheckHook
 
 __all__ = ['CSTPrototypeHook', 'PseudoLabelPrecisionHook', 'LabelGraphHook',
     'BlendWeightClampHook', 'PPRBPrototypeHook', 'APLHook', 'SigRLLabelSetHook',
-    'ClassCountCheckHook', 'RandomStateHook'
+    'ClassCountCheckHook', 'RandomStateHook', 'RequiredHooksCheckHook',
+    'SupervisionCheckHook'
 ]

@@ -296,6 +296,16 @@ class SigRLHead(BasePartialLabelHead):
                              f'{tuple(graph.shape)}')
         self.adjacency = graph.to(self.adjacency.device)
 
+    def required_hooks(self, max_epochs: Optional[int] = None) -> Dict[str, str]:
+        """``SigRLLabelSetHook`` while the head has no training label
+        embeddings (built without class names / file). Checked by
+        ``RequiredHooksCheckHook``."""
+        if self._has_train_classes:
+            return {}
+        return {'SigRLLabelSetHook': 'the training label embeddings from the '
+                "dataset's metainfo classes (the head has no class_names / "
+                'label_embed_file)'}
+
     def set_train_classes(self, class_names: Optional[Sequence[str]] = None,
                           label_embed: Optional[torch.Tensor] = None) -> None:
         """Set the training label set (C must equal ``num_classes``)."""
