@@ -73,9 +73,15 @@ def build_label_embed(class_names: Optional[Sequence[str]] = None,
     try:
         return _encode(class_names, cfg, model_name, pretrained, model_cfg,
                        template, kwargs)
-    except RuntimeError as err:
-        if not cfg.get('fallback_to_random', False) or pretrained is None:
+    except (RuntimeError, OSError) as err:
+        if pretrained is None:
             raise
+        if not cfg.get('fallback_to_random', False):
+            from mlrpl_mm.models.backbones.open_clip_backbone import \
+                weights_unavailable_message
+            raise RuntimeError(weights_unavailable_message(
+                'SigRLHead text tower', model_name, pretrained,
+                cfg.get('cache_dir'), err, 'model.head.text_encoder')) from err
         print_log(f'SigRLHead: could not load the {model_name} text tower '
                   f'{pretrained!r} ({err}); RANDOM text tower instead '
                   '(fallback_to_random=True): the label embeddings carry no '
