@@ -9,7 +9,7 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS, TRANSFORMS
 
-from .base_multi_label import LABEL_DTYPE, check_label_matrix
+from .base_multi_label import LABEL_DTYPE, check_label_matrix, run_pipeline
 from .label_stats import cooccurrence_graph
 from .partial_label_protocols import (check_known_ratio, load_label_file,
                                       proportion_mask, save_label_file,
@@ -258,7 +258,7 @@ class PartialLabelDataset(BaseDataset):
 
     def __getitem__(self, idx: int) -> dict:
         if self.test_mode:
-            data = self.pipeline(self.get_data_info(idx))
+            data = run_pipeline(self.pipeline, self.get_data_info(idx), idx)
             if data is None:
                 raise RuntimeError('test-time pipeline returned None for '
                                    f'sample {idx}')
@@ -266,7 +266,7 @@ class PartialLabelDataset(BaseDataset):
         rng = np.random.default_rng(idx)
         cur = idx
         for _ in range(self.max_refetch + 1):
-            data = self.pipeline(self.get_data_info(cur))
+            data = run_pipeline(self.pipeline, self.get_data_info(cur), cur)
             if data is not None:
                 return data
             cur = int(rng.integers(0, len(self)))

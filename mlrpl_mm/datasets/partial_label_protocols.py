@@ -27,8 +27,9 @@ def check_known_ratio(known_ratio, owner: str = 'proportion protocol') -> float:
     """
     if isinstance(known_ratio, (bool, np.bool_)) or \
             not isinstance(known_ratio, numbers.Real):
-        raise ValueError(f'{owner}: known_ratio must be a number in (0, 1], '
-                         f'got {type(known_ratio).__name__} {known_ratio!r}')
+        raise ValueError(f'{owner}: known_ratio must be in (0, 1] (an int '
+                         'or float, not a bool), got '
+                         f'{type(known_ratio).__name__} {known_ratio!r}')
     if isinstance(known_ratio, np.floating):
         value = float(str(known_ratio))  # shortest repr of its own precision
     else:
