@@ -23,7 +23,7 @@ from mlrpl_mm.engine.hooks.required_hooks_check_hook import (
 from mlrpl_mm.engine.hooks.supervision_check_hook import (check_supervision,
                                                           describe_dataset)
 
-from .conftest import ROOT, run_tool, tiny_options
+from .conftest import NUM_TRAIN, ROOT, run_tool, tiny_options
 
 TINY_TRUNK = dict(in_channels=64, feat_channels=16, inter_channels=8,
                   out_channels=16,
@@ -155,7 +155,7 @@ def test_train_refuses_labels_without_known_label(rel_data, tmp_path):
     whole run at loss 0.0000. (No known positive: the same check, unit test
     below.)"""
     path = str(tmp_path / 'unknown.txt')
-    _write_labels(path, np.zeros((16, 10), np.int8))
+    _write_labels(path, np.zeros((NUM_TRAIN, 10), np.int8))
     rc, log = _train('configs/pbce_demo.py', rel_data, str(tmp_path / 'w'), 1,
                      ['train_dataloader.dataset.mode=file',
                       f'train_dataloader.dataset.label_file={path}'])
