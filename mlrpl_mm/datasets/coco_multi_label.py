@@ -116,11 +116,13 @@ class CocoMultiLabel(BaseMultiLabelDataset):
         counts = Counter(ids)
         dup = [i for i, n in counts.items() if n > 1]
         if dup:
+            harm = 'give an image the labels of another' if what == 'image' \
+                else 'rename a class'
             raise ValueError(
                 f'CocoMultiLabel: malformed annotation file {path}: '
                 f'{len(dup)} duplicate {what} id(s), e.g. '
                 f'{sorted(dup, key=str)[:5]}: every {what} id must be unique '
-                f'(a duplicate would {"mix up the labels of images" if what == "image" else "rename a class"})')
+                f'(a duplicate would {harm})')
 
     def load_annotations(self) -> Tuple[List[str], np.ndarray, Sequence[str],
                                         Optional[List[Dict]]]:

@@ -17,7 +17,8 @@ import numpy as np
 from .base_multi_label import LABEL_DTYPE, check_label_matrix
 
 
-def check_known_ratio(known_ratio, owner: str = 'proportion protocol') -> float:
+def check_known_ratio(known_ratio,
+                      owner: str = 'proportion protocol') -> float:
     """``known_ratio`` as a Python float in (0, 1].
 
     Accepts Python and numpy reals (``np.float32(0.3)`` is read as its

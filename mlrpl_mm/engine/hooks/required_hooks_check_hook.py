@@ -25,7 +25,7 @@ Protocol: any module of the model may define
 raises one ``ValueError`` that names every missing hook, the module that needs
 it and the ``custom_hooks`` entry to add.
 """
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper

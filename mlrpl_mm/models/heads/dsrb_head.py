@@ -144,7 +144,8 @@ class DSRBHead(BasePartialLabelHead):
         """Set the (C, C) label graph of the trunk (``LabelGraphHook``)."""
         self.trunk.set_label_graph(adj)
 
-    def required_hooks(self, max_epochs: Optional[int] = None) -> Dict[str, str]:
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
         """Hooks of the blending phase when it starts within ``max_epochs``:
         ``PPRBPrototypeHook`` (PPRB on) and ``BlendWeightClampHook`` (a
         learnable alpha / beta). The label graph is the trunk's requirement.

@@ -145,7 +145,8 @@ class HSTHead(BasePartialLabelHead):
         """Set the (C, C) label graph of the gated GNN."""
         self.trunk.set_label_graph(adj)
 
-    def required_hooks(self, max_epochs: Optional[int] = None) -> Dict[str, str]:
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
         """``CSTPrototypeHook`` when CST is on and the pseudo-label phase
         (``pseudo_label_epoch``) starts within ``max_epochs`` (recomputed on
         schedule, so restored prototypes do not replace it). The label graph

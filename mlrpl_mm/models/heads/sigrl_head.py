@@ -302,7 +302,8 @@ class SigRLHead(BasePartialLabelHead):
                              f'{tuple(graph.shape)}')
         self.adjacency = graph.to(self.adjacency.device)
 
-    def required_hooks(self, max_epochs: Optional[int] = None) -> Dict[str, str]:
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
         """``SigRLLabelSetHook`` while the head has no training label
         embeddings (built without class names / file). Checked by
         ``RequiredHooksCheckHook``."""

@@ -96,7 +96,8 @@ class SemanticTrunk(BaseModule):
             raise ValueError('label graph contains NaN/inf')
         self.adj.copy_(adj.to(self.adj))
 
-    def required_hooks(self, max_epochs: Optional[int] = None) -> Dict[str, str]:
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
         """``{'LabelGraphHook': ...}`` while ``adj`` is all zero (not set, not
         restored from a checkpoint); checked by ``RequiredHooksCheckHook``."""
         if bool(self.adj.any()):

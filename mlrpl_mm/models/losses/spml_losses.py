@@ -245,7 +245,8 @@ class EMAPLLoss(nn.Module):
         self.register_buffer('pseudo_soft', torch.zeros(0, 0))
         _resize_buffers_on_load(self, ('pseudo_mask', 'pseudo_soft'))
 
-    def required_hooks(self, max_epochs: Optional[int] = None) -> Dict[str, str]:
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
         """``APLHook`` when its label updates (after epoch ``warmup_epoch``,
         1-based) happen within ``max_epochs``; without it the loss is plain
         EM. Checked by ``RequiredHooksCheckHook``."""
