@@ -177,6 +177,25 @@ def test_config_loads_and_builds(path, registries, tmp_path):
         f'{path}: custom_hooks lack {sorted(_built[key] - have)}'
     for name in ('required_hooks', 'supervision_check', 'class_count_check'):
         assert cfg.default_hooks.get(name), f'{path}: default_hooks.{name}'
+    # protocol configs never train from random weights when the pretrained
+    # ones cannot be loaded (demo / test configs may, explicitly)
+    if '_demo' not in osp.basename(path):
+        flags = dict(_fallback_flags(cfg._cfg_dict.to_dict()))
+        assert not any(flags.values()), f'{path}: {flags}'
+        if osp.basename(path).startswith('sigrl_'):
+            assert len(flags) == 2, f'{path}: {flags}'  # both towers, False
+
+
+def _fallback_flags(obj, path=''):
+    """Yield (path, value) of every ``fallback_to_random`` key."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == 'fallback_to_random':
+                yield f'{path}.{k}', v
+            yield from _fallback_flags(v, f'{path}.{k}')
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _fallback_flags(v, f'{path}[{i}]')
 
 
 def test_import_registers_into_mmpretrain_registries():

@@ -1,7 +1,6 @@
 """Silent wrong training -> a clear error before the first iteration
 (issue 12.4, 12.5, 12.7): hooks that provide model state, pretrained weights
 of protocol configs, and training labels without supervision."""
-import glob
 import logging
 import os.path as osp
 import sys
@@ -9,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 
@@ -227,35 +225,7 @@ def test_known_ratio_numpy_floats_and_bools(rel_data):
 
 
 # ------------------------------------------- 12.5: no random CLIP by default
-def _protocol_configs():
-    return sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))
-                  if '_demo' not in osp.basename(p))
-
-
-def _fallback_flags(obj, path=''):
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k == 'fallback_to_random':
-                yield f'{path}.{k}', v
-            yield from _fallback_flags(v, f'{path}.{k}')
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            yield from _fallback_flags(v, f'{path}[{i}]')
-
-
-def test_no_protocol_config_falls_back_to_random_weights():
-    configs = _protocol_configs()
-    assert len(configs) > 100
-    sigrl = 0
-    for path in configs:
-        cfg = Config.fromfile(path).to_dict()
-        flags = list(_fallback_flags(cfg))
-        on = [k for k, v in flags if v]
-        assert not on, f'{osp.basename(path)}: {on} is on'
-        sigrl += bool(flags)
-    assert sigrl >= 10  # the SigRL configs state it (False) explicitly
-
-
+# (every protocol config has the fallback off: tests/test_configs.py)
 def test_unloadable_clip_weights_fail_naming_model_and_switch():
     """The tiny open_clip model has no 'openai' weights: as offline for
     ViT-B-16, open_clip raises; the error now names the model, the weights
