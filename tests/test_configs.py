@@ -152,17 +152,50 @@ def test_config_loads_and_builds(path, registries, tmp_path):
     if 'num_classes' in head and 'num_classes' in dp:
         assert head['num_classes'] == dp['num_classes'], \
             f'{path}: head and data_preprocessor disagree on num_classes'
-    key = repr(model_cfg)
+    max_epochs = cfg.train_cfg.get('max_epochs')
+    key = repr(model_cfg) + repr(max_epochs)
     _stand_in_data_files(model_cfg, head.get('num_classes'), str(tmp_path))
     if key not in _built:
         from mmpretrain.registry import MODELS
+
+        from mlrpl_mm.engine.hooks.required_hooks_check_hook import \
+            collect_requirements
         with DefaultScope.overwrite_default_scope('mmpretrain'), \
                 _skip_weight_init():
             model = MODELS.build(model_cfg)
         assert isinstance(model, torch.nn.Module)
         assert sum(p.numel() for p in model.parameters()) > 0
-        _built[key] = type(model).__name__
-    assert _built[key]
+        _built[key] = {r[2] for r in collect_requirements(model, max_epochs)}
+    # every hook the model needs (label graph, prototypes, clamp, ...) is
+    # registered: RequiredHooksCheckHook would refuse the config otherwise
+    from mmpretrain.registry import HOOKS
+    have = set()
+    for h in cfg.get('custom_hooks', []):
+        cls = HOOKS.get(h['type'])
+        have.update(c.__name__ for c in cls.__mro__)
+    assert _built[key] <= have, \
+        f'{path}: custom_hooks lack {sorted(_built[key] - have)}'
+    for name in ('required_hooks', 'supervision_check', 'class_count_check'):
+        assert cfg.default_hooks.get(name), f'{path}: default_hooks.{name}'
+    # protocol configs never train from random weights when the pretrained
+    # ones cannot be loaded (demo / test configs may, explicitly)
+    if '_demo' not in osp.basename(path):
+        flags = dict(_fallback_flags(cfg._cfg_dict.to_dict()))
+        assert not any(flags.values()), f'{path}: {flags}'
+        if osp.basename(path).startswith('sigrl_'):
+            assert len(flags) == 2, f'{path}: {flags}'  # both towers, False
+
+
+def _fallback_flags(obj, path=''):
+    """Yield (path, value) of every ``fallback_to_random`` key."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == 'fallback_to_random':
+                yield f'{path}.{k}', v
+            yield from _fallback_flags(v, f'{path}.{k}')
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _fallback_flags(v, f'{path}[{i}]')
 
 
 def test_import_registers_into_mmpretrain_registries():

@@ -20,6 +20,11 @@ default_hooks = dict(
     # default_hooks (merged key by key) so method configs that set their
     # own custom_hooks keep it. Disable: default_hooks.class_count_check=None
     class_count_check=dict(type='ClassCountCheckHook'),
+    # refuse to train when a hook that provides model state (label graph,
+    # prototypes, blend clamp, ...) is missing from custom_hooks, or when the
+    # training labels carry no supervision (no known label / positive)
+    required_hooks=dict(type='RequiredHooksCheckHook'),
+    supervision_check=dict(type='SupervisionCheckHook'),
     # random generator states in checkpoints, restored by --resume
     rng_state=dict(type='RandomStateHook'),
     # distributed: average the buffers (BN statistics) of the ranks at the

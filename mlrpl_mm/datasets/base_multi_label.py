@@ -44,6 +44,52 @@ def check_label_matrix(labels: np.ndarray,
     return arr.astype(LABEL_DTYPE)
 
 
+def check_unique_ids(ids: Sequence, what: str, source: str) -> None:
+    """``ValueError`` naming ``source`` and the first duplicates when an id
+    occurs more than once in ``ids`` (an image list, a split file)."""
+    seen, dup = set(), []
+    for i in ids:
+        if i in seen and i not in dup:
+            dup.append(i)
+        seen.add(i)
+    if dup:
+        raise ValueError(f'{source}: {len(dup)} duplicate {what}(s), e.g. '
+                         f'{dup[:5]}; every {what} must occur once')
+
+
+def image_file_problem(path) -> Optional[str]:
+    """``'file not found'`` / ``'zero-byte file'`` for a local image path
+    that cannot hold an image, else None (also for non-local paths)."""
+    if not isinstance(path, str) or '://' in path:
+        return None
+    if not osp.exists(path):
+        return 'file not found'
+    if osp.isfile(path) and osp.getsize(path) == 0:
+        return 'zero-byte file'
+    return None
+
+
+def run_pipeline(pipeline, info: dict, idx: int):
+    """``pipeline(info)``. When it raises and ``info['img_path']`` is missing
+    or empty, an ``OSError`` naming the file, the field and the sample
+    replaces the loader's error (cv2 reports a zero-byte file as
+    ``!buf.empty()`` without the path); other errors propagate unchanged."""
+    try:
+        return pipeline(info)
+    except Exception as err:
+        path = info.get('img_path')
+        problem = image_file_problem(path)
+        if problem is None or (isinstance(err, OSError) and
+                               str(path) in str(err)):
+            raise
+        raise OSError(
+            f'cannot read image {path!r} (field img_path of sample {idx}): '
+            f'{problem} ({type(err).__name__}: {err}). Fix or remove the '
+            'file, or load images with LoadImageFromFileOrSkip('
+            'skip_unreadable=True) in the training pipeline to skip such '
+            'images.') from err
+
+
 class BaseMultiLabelDataset(BaseDataset):
     """Base of the multi-label datasets that carry full +1/-1/0 labels.
 
@@ -107,6 +153,11 @@ class BaseMultiLabelDataset(BaseDataset):
     # ---------------------------------------------------------------- loading
     def load_data_list(self) -> List[dict]:
         img_paths, labels, class_names, extra = self.load_annotations()
+        if len(img_paths) == 0:
+            raise ValueError(
+                f'{type(self).__name__}: no images in {self.ann_file!r} '
+                '(empty split / image list, or every image filtered out); '
+                'check ann_file, data_root and split')
         class_names = tuple(class_names)
         labels = check_label_matrix(
             labels,
@@ -155,6 +206,12 @@ class BaseMultiLabelDataset(BaseDataset):
         if self.serialize_data:
             self.data_bytes, self.data_address = self._serialize_data()
         self._fully_initialized = True
+
+    def prepare_data(self, idx: int):
+        """``pipeline(get_data_info(idx))``; an image file that is missing or
+        empty (zero bytes) raises an ``OSError`` naming it
+        (:func:`run_pipeline`) instead of the decoder's bare error."""
+        return run_pipeline(self.pipeline, self.get_data_info(idx), idx)
 
     def get_data_info(self, idx: int) -> dict:
         """The data info of image ``idx`` with ``gt_label`` (positive

@@ -9,10 +9,11 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS, TRANSFORMS
 
-from .base_multi_label import LABEL_DTYPE, check_label_matrix
+from .base_multi_label import LABEL_DTYPE, check_label_matrix, run_pipeline
 from .label_stats import cooccurrence_graph
-from .partial_label_protocols import (load_label_file, proportion_mask,
-                                      save_label_file, single_positive_labels,
+from .partial_label_protocols import (check_known_ratio, load_label_file,
+                                      proportion_mask, save_label_file,
+                                      single_positive_labels,
                                       spml_train_val_split)
 from .utils import get_full_labels
 
@@ -97,10 +98,8 @@ class PartialLabelDataset(BaseDataset):
         if mode not in _MODES:
             raise ValueError(f'PartialLabelDataset: mode must be one of '
                              f'{_MODES}, got {mode!r}')
-        if mode == 'proportion' and (not isinstance(known_ratio, (int, float))
-                                     or not 0 < known_ratio <= 1):
-            raise ValueError('PartialLabelDataset: known_ratio must be in '
-                             f'(0, 1], got {known_ratio!r}')
+        if mode == 'proportion':
+            known_ratio = check_known_ratio(known_ratio, 'PartialLabelDataset')
         if mode == 'file' and not label_file:
             raise ValueError("PartialLabelDataset: mode='file' needs "
                              'label_file')
@@ -259,7 +258,7 @@ class PartialLabelDataset(BaseDataset):
 
     def __getitem__(self, idx: int) -> dict:
         if self.test_mode:
-            data = self.pipeline(self.get_data_info(idx))
+            data = run_pipeline(self.pipeline, self.get_data_info(idx), idx)
             if data is None:
                 raise RuntimeError('test-time pipeline returned None for '
                                    f'sample {idx}')
@@ -267,7 +266,7 @@ class PartialLabelDataset(BaseDataset):
         rng = np.random.default_rng(idx)
         cur = idx
         for _ in range(self.max_refetch + 1):
-            data = self.pipeline(self.get_data_info(cur))
+            data = run_pipeline(self.pipeline, self.get_data_info(cur), cur)
             if data is not None:
                 return data
             cur = int(rng.integers(0, len(self)))

@@ -7,6 +7,7 @@
 * :func:`load_label_file` / :func:`save_label_file`: N x C matrices as text
   (comma separated, as the published files) or ``.npy``.
 """
+import numbers
 import os
 import os.path as osp
 from typing import Optional, Tuple
@@ -14,6 +15,30 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .base_multi_label import LABEL_DTYPE, check_label_matrix
+
+
+def check_known_ratio(known_ratio,
+                      owner: str = 'proportion protocol') -> float:
+    """``known_ratio`` as a Python float in (0, 1].
+
+    Accepts Python and numpy reals (``np.float32(0.3)`` is read as its
+    shortest decimal, 0.3, so the mask equals the one of ``0.3``). Rejects
+    bools (``True`` is not "100 %") and everything else with a
+    ``ValueError`` naming ``owner`` and the value.
+    """
+    if isinstance(known_ratio, (bool, np.bool_)) or \
+            not isinstance(known_ratio, numbers.Real):
+        raise ValueError(f'{owner}: known_ratio must be in (0, 1] (an int '
+                         'or float, not a bool), got '
+                         f'{type(known_ratio).__name__} {known_ratio!r}')
+    if isinstance(known_ratio, np.floating):
+        value = float(str(known_ratio))  # shortest repr of its own precision
+    else:
+        value = float(known_ratio)
+    if not 0 < value <= 1:
+        raise ValueError(f'{owner}: known_ratio must be in (0, 1], got '
+                         f'{known_ratio!r}')
+    return value
 
 
 def proportion_mask(full_labels: np.ndarray, known_ratio: float,
@@ -34,8 +59,7 @@ def proportion_mask(full_labels: np.ndarray, known_ratio: float,
     Returns:
         (N, C) int8 partial labels.
     """
-    if not isinstance(known_ratio, (int, float)) or not 0 < known_ratio <= 1:
-        raise ValueError(f'known_ratio must be in (0, 1], got {known_ratio!r}')
+    known_ratio = check_known_ratio(known_ratio, 'proportion_mask')
     labels = np.asarray(full_labels)
     m = np.random.RandomState(seed).random_sample(labels.shape)
     return np.where(m < known_ratio, labels, 0).astype(LABEL_DTYPE)

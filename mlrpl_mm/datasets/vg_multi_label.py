@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmpretrain.registry import DATASETS
 
-from .base_multi_label import BaseMultiLabelDataset
+from .base_multi_label import BaseMultiLabelDataset, check_unique_ids
 
 
 @DATASETS.register_module()
@@ -60,6 +60,8 @@ class VGMultiLabel(BaseMultiLabelDataset):
                 raise FileNotFoundError(f'VGMultiLabel: {f} not found')
         with open(self.ann_file) as f:
             names = [line.strip() for line in f if line.strip()]
+        check_unique_ids(names, 'image name',
+                         f'VGMultiLabel: image list {self.ann_file}')
         try:
             with open(self.label_file) as f:
                 mapping = json.load(f)

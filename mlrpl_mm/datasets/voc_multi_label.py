@@ -7,7 +7,7 @@ import numpy as np
 from mmengine.utils import track_iter_progress
 from mmpretrain.registry import DATASETS
 
-from .base_multi_label import BaseMultiLabelDataset
+from .base_multi_label import BaseMultiLabelDataset, check_unique_ids
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
                'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',
@@ -92,6 +92,8 @@ class VOCMultiLabel(BaseMultiLabelDataset):
                 f'VOCMultiLabel: image list {self.ann_file} not found')
         with open(self.ann_file) as f:
             ids = [line.split()[0] for line in f if line.strip()]
+        check_unique_ids(ids, 'image id',
+                         f'VOCMultiLabel: image list {self.ann_file}')
         index = {c: i for i, c in enumerate(VOC_CLASSES)}
         labels = -np.ones((len(ids), len(VOC_CLASSES)), np.int8)
         ann_dir = osp.join(self._voc_root, self.ann_dir)

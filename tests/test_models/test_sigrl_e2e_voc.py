@@ -60,8 +60,11 @@ def test_sigrl_voc_spml_train_then_test(tmp_path):
     ] + TINY + pipe_scale
     # the config's pretrained='openai' is kept: no such weights exist for the
     # tiny model here (as offline for ViT-B-16), so both towers fall back to
-    # a random init (fallback_to_random=True) with a warning
-    no_pretrained_none = [o for o in opts if 'pretrained=None' not in o]
+    # a random init with a warning: the protocol config has the fallback off
+    # (fails), this smoke test turns it on explicitly
+    no_pretrained_none = [o for o in opts if 'pretrained=None' not in o] + [
+        'model.backbone.fallback_to_random=True',
+        'model.head.text_encoder.fallback_to_random=True']
     out = run(['tools/train.py', 'configs/sigrl_voc_spml.py', '--work-dir',
                work, '--cfg-options'] + no_pretrained_none)
     assert 'RANDOM INITIALISATION instead' in out

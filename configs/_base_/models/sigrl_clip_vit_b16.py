@@ -1,8 +1,10 @@
 # SigRL (GMC + SVFR) on the CLIP ViT-B/16 image tower (sigrl.md).
 # OpenAI weights need QuickGELU: 'ViT-B-16-quickgelu' + pretrained='openai'.
-# The weights are downloaded by open_clip on first use; offline, with no
-# cached file, fallback_to_random=True builds a random-init tower (and a
-# random text tower: embeddings without semantics) after a loud warning.
+# The weights are downloaded by open_clip on first use. Offline, with no
+# cached file, training fails naming the model and weights
+# (fallback_to_random=False: a protocol config never trains a random CLIP);
+# smoke tests set model.backbone.fallback_to_random=True and
+# model.head.text_encoder.fallback_to_random=True for random towers.
 clip_name = 'ViT-B-16-quickgelu'
 clip_weights = 'openai'
 model = dict(
@@ -12,7 +14,7 @@ model = dict(
         model_name=clip_name,
         pretrained=clip_weights,
         trainable='all',
-        fallback_to_random=True),
+        fallback_to_random=False),
     head=dict(
         type='SigRLHead',
         # class_names=[...] or label_embed_file=...; None: from the dataset
@@ -21,7 +23,7 @@ model = dict(
             model_name=clip_name,
             pretrained=clip_weights,
             template='There is a {} in the scene',
-            fallback_to_random=True),
+            fallback_to_random=False),
         embed_dims=512,
         topk=16,
         logit_scale=1.0,

@@ -46,6 +46,8 @@ class LoadImageFromFileOrSkip(LoadImageFromFile):
             reason = f'{type(err).__name__}: {err}'
             if not os.path.exists(path):
                 reason = 'file not found'
+            elif os.path.isfile(path) and os.path.getsize(path) == 0:
+                reason = f'zero-byte file ({reason})'
             if not self.skip_unreadable:
                 raise OSError(
                     f'cannot read image {path!r} (field img_path of sample '

@@ -8,8 +8,11 @@ from .sigrl_label_set_hook import SigRLLabelSetHook
 from .class_count_check_hook import ClassCountCheckHook
 from .random_state_hook import RandomStateHook
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .required_hooks_check_hook import RequiredHooksCheckHook
+from .supervision_check_hook import SupervisionCheckHook
 
 __all__ = ['CSTPrototypeHook', 'PseudoLabelPrecisionHook', 'LabelGraphHook',
     'BlendWeightClampHook', 'PPRBPrototypeHook', 'APLHook', 'SigRLLabelSetHook',
-    'ClassCountCheckHook', 'RandomStateHook', 'AtomicCheckpointHook'
+    'ClassCountCheckHook', 'RandomStateHook', 'AtomicCheckpointHook',
+    'RequiredHooksCheckHook', 'SupervisionCheckHook'
 ]

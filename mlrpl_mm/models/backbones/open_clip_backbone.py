@@ -87,6 +87,25 @@ def resolve_quick_gelu(model_name: str, pretrained: Optional[str],
     return bool(quick_gelu)
 
 
+def weights_unavailable_message(owner: str, model_name: str, pretrained: str,
+                                cache_dir: Optional[str], err: BaseException,
+                                cfg_key: str) -> str:
+    """Error text for open_clip weights that cannot be loaded (offline, not
+    cached, unknown tag): names the model, the weights, the cache and the
+    config keys to set (``cfg_key``, e.g. ``'model.backbone'``)."""
+    cache = cache_dir if cache_dir else \
+        'the default open_clip / Hugging Face cache (~/.cache/huggingface)'
+    return (
+        f'{owner}: cannot load the weights {pretrained!r} of open_clip model '
+        f'{model_name!r} from {cache} ({type(err).__name__}: {err}). '
+        'Offline: fetch them once on a machine with internet access '
+        f"(open_clip.create_model({model_name!r}, pretrained={pretrained!r}) "
+        'fills the cache), copy the cache here and set HF_HUB_OFFLINE=1, or '
+        f'set {cfg_key}.pretrained to a local weights file. Only for smoke '
+        'tests and demos, a RANDOM initialisation (results are not the '
+        f"method's) is the offline switch {cfg_key}.fallback_to_random=True.")
+
+
 def build_open_clip_visual(model_name: str = 'ViT-B-16',
                            pretrained: Optional[str] = None,
                            model_cfg: Optional[Dict] = None,
@@ -109,7 +128,8 @@ def build_open_clip_visual(model_name: str = 'ViT-B-16',
         cache_dir: open_clip download cache.
         fallback_to_random: When the weights cannot be loaded (offline, no
             cached file), warn and build a random-init tower instead of
-            raising.
+            raising (:func:`weights_unavailable_message`). Demo / test
+            configs only; the protocol configs keep it False.
     """
     import open_clip
     register_open_clip_configs()
@@ -136,9 +156,13 @@ def build_open_clip_visual(model_name: str = 'ViT-B-16',
         model = open_clip.create_model(model_name, pretrained=pretrained,
                                        force_quick_gelu=quick_gelu,
                                        cache_dir=cache_dir)
-    except RuntimeError as err:
-        if not fallback_to_random or pretrained is None:
+    except (RuntimeError, OSError) as err:
+        if pretrained is None:
             raise
+        if not fallback_to_random:
+            raise RuntimeError(weights_unavailable_message(
+                'OpenCLIPBackbone', model_name, pretrained, cache_dir, err,
+                'model.backbone')) from err
         print_log(f'OpenCLIPBackbone: could not load {model_name} weights '
                   f'{pretrained!r} ({err}); RANDOM INITIALISATION instead '
                   '(fallback_to_random=True)', logger='current',
@@ -185,7 +209,8 @@ class OpenCLIPBackbone(BaseModule):
             return its global feature in training. Defaults to False.
         cache_dir (str, optional): open_clip download cache.
         fallback_to_random (bool): If the weights cannot be loaded (e.g.
-            offline), warn and use a random init. Defaults to False (raise).
+            offline), warn and use a random init. Defaults to False: raise
+            naming the model, the weights and the switches to set.
         init_cfg (dict, optional): Initialisation config.
     """
 

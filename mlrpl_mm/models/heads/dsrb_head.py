@@ -144,6 +144,28 @@ class DSRBHead(BasePartialLabelHead):
         """Set the (C, C) label graph of the trunk (``LabelGraphHook``)."""
         self.trunk.set_label_graph(adj)
 
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
+        """Hooks of the blending phase when it starts within ``max_epochs``:
+        ``PPRBPrototypeHook`` (PPRB on) and ``BlendWeightClampHook`` (a
+        learnable alpha / beta). The label graph is the trunk's requirement.
+        Checked by ``RequiredHooksCheckHook``."""
+        if max_epochs is not None and self.blend_start_epoch >= max_epochs:
+            return {}
+        need = {}
+        if self.pprb is not None:
+            need['PPRBPrototypeHook'] = (
+                'the PPRB prototypes (used from epoch '
+                f'{self.blend_start_epoch}, 0-based)')
+        learnable = [n for n, m in (('alpha', self.iprb), ('beta', self.pprb))
+                     if m is not None and
+                     isinstance(getattr(m, n, None), nn.Parameter)]
+        if learnable:
+            need['BlendWeightClampHook'] = (
+                f'the [0, 1] clamp of the learnable {" / ".join(learnable)} '
+                'after each optimizer step')
+        return need
+
     @staticmethod
     def _last(feats) -> torch.Tensor:
         return feats[-1] if isinstance(feats, (tuple, list)) else feats

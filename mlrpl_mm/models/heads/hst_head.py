@@ -146,6 +146,18 @@ class HSTHead(BasePartialLabelHead):
         """Set the (C, C) label graph of the gated GNN."""
         self.trunk.set_label_graph(adj)
 
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
+        """``CSTPrototypeHook`` when CST is on and the pseudo-label phase
+        (``pseudo_label_epoch``) starts within ``max_epochs`` (recomputed on
+        schedule, so restored prototypes do not replace it). The label graph
+        is the trunk's requirement. Checked by ``RequiredHooksCheckHook``."""
+        if self.cst is None or (max_epochs is not None and
+                                self.pseudo_label_epoch >= max_epochs):
+            return {}
+        return {'CSTPrototypeHook': 'the CST class prototypes (used from '
+                f'epoch {self.pseudo_label_epoch}, 0-based)'}
+
     def class_features(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         """SD class features F (B, C, D) (used by ``CSTPrototypeHook``)."""
         return self.trunk.decouple(self.trunk.reduce(_feature_map(feats)))[0]

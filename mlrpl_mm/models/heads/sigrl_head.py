@@ -73,9 +73,15 @@ def build_label_embed(class_names: Optional[Sequence[str]] = None,
     try:
         return _encode(class_names, cfg, model_name, pretrained, model_cfg,
                        template, kwargs)
-    except RuntimeError as err:
-        if not cfg.get('fallback_to_random', False) or pretrained is None:
+    except (RuntimeError, OSError) as err:
+        if pretrained is None:
             raise
+        if not cfg.get('fallback_to_random', False):
+            from mlrpl_mm.models.backbones.open_clip_backbone import \
+                weights_unavailable_message
+            raise RuntimeError(weights_unavailable_message(
+                'SigRLHead text tower', model_name, pretrained,
+                cfg.get('cache_dir'), err, 'model.head.text_encoder')) from err
         print_log(f'SigRLHead: could not load the {model_name} text tower '
                   f'{pretrained!r} ({err}); RANDOM text tower instead '
                   '(fallback_to_random=True): the label embeddings carry no '
@@ -303,6 +309,17 @@ class SigRLHead(BasePartialLabelHead):
                              f'({self.num_classes}, {self.num_classes}), got '
                              f'{tuple(graph.shape)}')
         self.adjacency = graph.to(self.adjacency.device)
+
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
+        """``SigRLLabelSetHook`` while the head has no training label
+        embeddings (built without class names / file). Checked by
+        ``RequiredHooksCheckHook``."""
+        if self._has_train_classes:
+            return {}
+        return {'SigRLLabelSetHook': 'the training label embeddings from the '
+                "dataset's metainfo classes (the head has no class_names / "
+                'label_embed_file)'}
 
     def set_train_classes(self, class_names: Optional[Sequence[str]] = None,
                           label_embed: Optional[torch.Tensor] = None) -> None:

@@ -96,6 +96,15 @@ class SemanticTrunk(BaseModule):
             raise ValueError('label graph contains NaN/inf')
         self.adj.copy_(adj.to(self.adj))
 
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
+        """``{'LabelGraphHook': ...}`` while ``adj`` is all zero (not set, not
+        restored from a checkpoint); checked by ``RequiredHooksCheckHook``."""
+        if bool(self.adj.any()):
+            return {}
+        return {'LabelGraphHook': 'the label graph (trunk.adj, all zero now) '
+                'of the gated GNN'}
+
     def reduce(self, x: torch.Tensor) -> torch.Tensor:
         """(B, Cin, H, W) -> (B, D, H', W') (pool if enabled, 1x1 conv + BN)."""
         if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != self.in_channels:

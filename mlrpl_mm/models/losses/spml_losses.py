@@ -14,7 +14,7 @@ with logits.
 """
 import math
 from fractions import Fraction
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -245,6 +245,16 @@ class EMAPLLoss(nn.Module):
                              torch.zeros(0, 0, dtype=torch.bool))
         self.register_buffer('pseudo_soft', torch.zeros(0, 0))
         _resize_buffers_on_load(self, ('pseudo_mask', 'pseudo_soft'))
+
+    def required_hooks(self, max_epochs: Optional[int] = None
+                       ) -> Dict[str, str]:
+        """``APLHook`` when its label updates (after epoch ``warmup_epoch``,
+        1-based) happen within ``max_epochs``; without it the loss is plain
+        EM. Checked by ``RequiredHooksCheckHook``."""
+        if max_epochs is not None and max_epochs <= self.warmup_epoch:
+            return {}
+        return {'APLHook': 'the asymmetric pseudo-label updates (after epoch '
+                f'{self.warmup_epoch}, 1-based)'}
 
     def init_state(self, num_samples: int, num_classes: int) -> None:
         """Size the state for the training set; keeps a matching one (e.g.
