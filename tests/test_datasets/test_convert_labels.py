@@ -56,7 +56,7 @@ def test_voc_layout_matches_the_voc_loader(tmp_path):
     out = str(tmp_path / 'voc.json')
     convert(['--format', 'voc', '--src', fx['data_root'], '--split',
              'trainval', '--classes', str(cls_file), '--out', out,
-             '--check-images', osp.join(fx['data_root'], 'JPEGImages')])
+             '--image-root', osp.join(fx['data_root'], 'JPEGImages')])
     paths, labels, classes = load_partial_annotations(out)
     assert classes == fx['classes']
     assert paths == [i + '.jpg' for i in fx['ids']['trainval']]
@@ -86,6 +86,15 @@ def test_csv_classes_inferred_sorted(tmp_path, capsys):
     assert classes == ['ant', 'zebra'] and paths == ['a.jpg', 'b.jpg']
     np.testing.assert_array_equal(labels, [[-1, 1], [1, 0]])
     assert 'known entries: 75.00%' in capsys.readouterr().out
+    # a folder of images, some of them labelled: the others are added unknown
+    for i, name in enumerate(('a.jpg', 'b.jpg', 'c.jpg', 'sub/d.png')):
+        write_image(str(tmp_path / 'img' / name), 16, i)
+    convert(['--format', 'csv', '--src', str(src), '--out', out,
+             '--image-root', str(tmp_path / 'img'), '--add-images', '**/*'])
+    paths, labels, classes = load_partial_annotations(out)
+    assert paths == ['a.jpg', 'b.jpg', 'c.jpg', 'sub/d.png']
+    np.testing.assert_array_equal(labels, [[-1, 1], [1, 0], [0, 0], [0, 0]])
+    assert '2 unlisted image(s) added' in capsys.readouterr().out
 
 
 def test_errors_exit_with_the_cause(tmp_path):
@@ -95,9 +104,9 @@ def test_errors_exit_with_the_cause(tmp_path):
         convert(['--format', 'csv', '--src', str(src), '--out',
                  str(tmp_path / 'o.json')])
     src.write_text('img_path,class,label\na.jpg,cat,1\n')
-    with pytest.raises(SystemExit, match=r'1 of 1 images missing under'):
+    with pytest.raises(SystemExit, match=r'1 of 1 images missing under --image-root'):
         convert(['--format', 'csv', '--src', str(src), '--out',
-                 str(tmp_path / 'o.json'), '--check-images', str(tmp_path)])
+                 str(tmp_path / 'o.json'), '--image-root', str(tmp_path)])
     (tmp_path / 'c.txt').write_text('dog\n')
     with pytest.raises(SystemExit, match="unknown class 'cat'"):
         convert(['--format', 'csv', '--src', str(src), '--classes',

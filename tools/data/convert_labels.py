@@ -25,8 +25,9 @@ Sources (``--format``):
 ``img_path`` values are written relative to the image directory
 (``data_prefix`` of the dataset config): the class folders' root for
 ``folder``, ``JPEGImages`` for ``voc``, the json's ``file_name`` for
-``coco``, as written for ``csv``. ``--check-images DIR`` verifies every image
-exists under DIR. The SHA-256 of the output is recorded in ``SHA256SUMS``
+``coco``, as written for ``csv``. ``--image-root DIR`` verifies every image
+exists under DIR; ``--add-images GLOB`` adds the images of DIR the source
+does not list (every entry unknown: a folder of images with labels for some). The SHA-256 of the output is recorded in ``SHA256SUMS``
 next to it.
 
 Examples::
@@ -35,7 +36,7 @@ Examples::
         --out data/mine/train.json
     python tools/data/convert_labels.py --format csv --src my_labels.csv \\
         --classes classes.txt --out data/mine/train.json \\
-        --check-images data/mine/images
+        --image-root data/mine/images --add-images '**/*.jpg'
     python tools/data/convert_labels.py --format voc \\
         --src data/VOCdevkit/VOC2007 --split test --out data/voc07_test.json
     python tools/data/convert_labels.py --format coco \\
@@ -43,6 +44,7 @@ Examples::
 """
 import argparse
 import csv
+import glob
 import json
 import os
 import os.path as osp
@@ -79,8 +81,14 @@ def parse_args(argv=None):
     p.add_argument('--merge-same-name', action='store_true',
                    help='folder: one image per relative file name across '
                    'the class folders (multi-label folders)')
-    p.add_argument('--check-images', default=None, metavar='DIR',
-                   help='check that every image exists under DIR')
+    p.add_argument('--image-root', default=None, metavar='DIR',
+                   help='the folder img_path values are relative to (the '
+                   "dataset's data_prefix): check that every image exists")
+    p.add_argument('--add-images', default=None, metavar='GLOB',
+                   help='with --image-root: add every image matching GLOB '
+                   "(relative to it, e.g. 'train/*.jpg') that the source "
+                   'does not list, with every entry unknown (to be '
+                   'suggested for annotation later)')
     p.add_argument('--quiet', action='store_true',
                    help='print the summary line only')
     return p.parse_args(argv)
@@ -245,13 +253,30 @@ def convert(args) -> dict:
         paths, labels, classes = from_coco(args.src, args.classes, unlisted)
     else:
         paths, labels, classes = from_csv(args.src, args.classes, unlisted)
-    if args.check_images:
+    if args.add_images and not args.image_root:
+        raise ValueError('--add-images needs --image-root')
+    if args.image_root:
         missing = [p for p in paths
-                   if not osp.isfile(osp.join(args.check_images, p))]
+                   if not osp.isfile(osp.join(args.image_root, p))]
         if missing:
             raise FileNotFoundError(
                 f'{len(missing)} of {len(paths)} images missing under '
-                f'{args.check_images}, first: {missing[:3]}')
+                f'--image-root {args.image_root}, first: {missing[:3]}')
+    if args.add_images:
+        listed = {osp.normpath(p) for p in paths}
+        found = sorted(
+            osp.relpath(f, args.image_root) for f in glob.glob(
+                osp.join(args.image_root, args.add_images), recursive=True)
+            if f.lower().endswith(IMG_EXTS) and osp.isfile(f))
+        new = [f for f in found if osp.normpath(f) not in listed]
+        if not found:
+            raise ValueError(f'--add-images {args.add_images!r}: no image '
+                             f'under {args.image_root} matches')
+        print(f'--add-images: {len(new)} unlisted image(s) added with every '
+              'entry unknown')
+        paths = list(paths) + new
+        labels = np.concatenate(
+            [labels, np.zeros((len(new), len(classes)), np.int8)])
     save_partial_annotations(args.out, paths, labels, classes)
     record_checksums([args.out],
                      osp.join(osp.dirname(osp.abspath(args.out)),
