@@ -12,6 +12,8 @@ from .transforms import *  # noqa: F401,F403
 from .voc_multi_label import VOCMultiLabel, parse_voc_xml
 from .vg_multi_label import VGMultiLabel
 from .nus_wide_multi_label import NUSWideMultiLabel
+from .open_images_multi_label import (OpenImagesMultiLabel,
+                                      read_class_descriptions)
 from .utils import get_full_labels, get_partial_labels, labels_from_infos
 
 __all__ = [
@@ -21,5 +23,6 @@ __all__ = [
     'save_label_file', 'get_partial_labels', 'get_full_labels',
     'labels_from_infos', 'VOCMultiLabel', 'parse_voc_xml', 'VGMultiLabel',
     'NUSWideMultiLabel', 'PartialLabelAnnotations', 'load_partial_annotations',
-    'save_partial_annotations', 'annotation_stats'
+    'save_partial_annotations', 'annotation_stats', 'OpenImagesMultiLabel',
+    'read_class_descriptions'
 ]
