@@ -13,7 +13,7 @@ JSON (what ``tools/data/convert_labels.py`` writes)::
 convention) or class names.
 
 CSV, long form (one known entry per row; label 1 positive, -1 negative, 0
-unknown: the image is listed, nothing is known about that class)::
+or empty unknown: the image is listed, nothing is known about that class)::
 
     img_path,class,label
     img/0001.jpg,cat,1
@@ -41,7 +41,7 @@ from .base_multi_label import LABEL_DTYPE, BaseMultiLabelDataset
 
 #: Separator of the class lists of the wide CSV form.
 LIST_SEP = ';'
-_LABEL_VALUES = {'1': 1, '+1': 1, '-1': -1, '0': 0}
+_LABEL_VALUES = {'1': 1, '+1': 1, '-1': -1, '0': 0, '': 0}
 
 
 def read_class_list(classes: Union[str, Sequence[str], None],
