@@ -101,7 +101,7 @@ def mean_ap(scores, labels) -> float:
 
 
 def cheap_gain(xtr, ytr, xva, yva, known: float, budget: int,
-               mask_seed: int, random_seeds) -> dict:
+               mask_seed: int, random_seeds, balance: str = 'none') -> dict:
     """One mask: val mAP before, after the suggested K, after K random
     entries (per seed)."""
     from mlrpl_mm.apis.suggest import rank_unknown_entries
@@ -117,7 +117,7 @@ def cheap_gain(xtr, ytr, xva, yva, known: float, budget: int,
         p[entries[:, 0], entries[:, 1]] = ytr[entries[:, 0], entries[:, 1]]
         return mean_ap(fit_cell_model(xtr, p)(xva), yva)
 
-    sug, _ = rank_unknown_entries(scores, partial, budget)
+    sug, _ = rank_unknown_entries(scores, partial, budget, balance=balance)
     rand = [annotate(rank_unknown_entries(scores, partial, budget,
                                           strategy='random', seed=s)[0])
             for s in random_seeds]
@@ -140,7 +140,7 @@ def run_cheap(args):
     for ms in range(args.masks):
         t0 = time.time()
         r = cheap_gain(xtr, ytr, xva, yva, args.known, args.budget, ms,
-                       range(args.seeds))
+                       range(args.seeds), args.balance)
         rows.append(r)
         print(f"mask {ms}: base {r['base']:.2f}  suggested "
               f"{r['suggested']:.2f}  random {r['random_mean']:.2f} +- "
@@ -237,6 +237,7 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, default=10)
     p.add_argument('--epochs', type=int, default=6)
     p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--balance', choices=['none', 'class'], default='none')
     args = p.parse_args(argv)
     return run_cheap(args) if args.mode == 'cheap' else run_network(args)
 

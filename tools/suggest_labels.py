@@ -49,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument('--strategy', choices=['uncertainty', 'random'],
                    default='uncertainty')
     p.add_argument('--seed', type=int, default=0, help='random strategy')
+    p.add_argument('--balance', choices=['none', 'class'], default='none',
+                   help='class: the classes take turns (round-robin by '
+                   'priority) instead of the global priority order')
     p.add_argument('--no-pseudo', action='store_true',
                    help='uncertainty only, even for a head with pseudo '
                    'labels')
@@ -122,7 +125,7 @@ def suggest(args, cfg):
         scores = np.full(partial.shape, np.nan)
     entries, priority = rank_unknown_entries(
         scores, partial, args.budget, votes=votes, strategy=args.strategy,
-        seed=args.seed)
+        seed=args.seed, balance=args.balance)
     oracle = None
     if args.oracle:
         o_paths, o_labels, o_classes = load_partial_annotations(

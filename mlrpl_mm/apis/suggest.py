@@ -53,7 +53,7 @@ def rank_unknown_entries(scores: np.ndarray,
                          votes: Optional[np.ndarray] = None,
                          strategy: str = 'uncertainty',
                          seed: int = 0,
-                         balance: str = 'class') -> Tuple[np.ndarray,
+                         balance: str = 'none') -> Tuple[np.ndarray,
                                                           np.ndarray]:
     """The ``budget`` unknown entries to annotate next.
 
@@ -64,12 +64,13 @@ def rank_unknown_entries(scores: np.ndarray,
         votes: optional (V, N, C) pseudo-positive votes (disagreement term).
         strategy: ``'uncertainty'`` (priority, see :func:`entry_priority`)
             or ``'random'`` (uniform over the unknown entries, ``seed``).
-        balance: ``'class'`` (default): the classes take turns, each giving
+        balance: ``'none'`` (default): the global priority order;
+            ``'class'``: the classes take turns, each giving
             its highest-priority entry left (round r holds the r-th best
             entry of every class, best first), so that the budget is spread
             over the classes (mAP averages them) instead of going to the one
-            class the model is least sure about; ``'none'``: the global
-            priority order.
+            class the model is least sure about (not better on the demo
+            data: benchmarks/bench_suggest_labels.py).
 
     Returns:
         ``(entries, priority)``: (K, 2) int64 ``(row, class)`` pairs, best
