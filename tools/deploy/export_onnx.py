@@ -15,7 +15,7 @@ equal PyTorch's (``MultiLabelInferencer.predict_scores``) within --atol, or
 the tool exits with an error. Needs ``pip install -e '.[onnx]'``.
 
 Verified for partial BCE, HST and DSRB (tests/test_tools/test_export_onnx.py).
-SigRL: see docs/own_data.md#deployment-onnx.
+SigRL: see docs/own_data.md, section 6 (what it needs; not verified).
 """
 import argparse
 import os.path as osp
