@@ -1,0 +1,246 @@
+#!/usr/bin/env python
+"""Does annotating the entries tools/suggest_labels.py suggests raise mAP
+more than annotating as many random unknown entries?
+
+Cheap protocol (``--mode cheap``, seconds; what tests/test_tools/
+test_suggest_labels.py runs once): the demo dataset
+(``tools/data/make_demo_dataset.py``), a known-proportion mask of the training
+labels, and a small fixed model retrained in closed form each round: a linear
+classifier applied to each of the 4 cells of a mosaic (8x8 grey pixels),
+max-pooled over the cells, trained with partial BCE (L-BFGS, from zero). The
+ranking is the tool's (``mlrpl_mm.apis.suggest.rank_unknown_entries``,
+uncertainty of the model's score); the oracle answers the K entries from the
+hidden full labels; the model is retrained and the val mAP (sklearn AP over
+all val labels) compared with K random unknown entries, over several random
+seeds and several masks.
+
+Network protocol (``--mode network``, minutes per training): the real path
+of docs/own_data.md: configs/pbce_own_data.py trained by tools/train.py on
+the own-data example, tools/suggest_labels.py (uncertainty or random) with
+``--oracle``, ``--merge``, retraining from scratch, tools/test.py.
+
+    python benchmarks/bench_suggest_labels.py --mode cheap
+    python benchmarks/bench_suggest_labels.py --mode network --num-train 600
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def make_demo(out, num_train, num_val):
+    """tools/data/make_demo_dataset.py's make_demo_dataset (seed 0)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'make_demo_dataset', osp.join(ROOT, 'tools', 'data',
+                                      'make_demo_dataset.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.make_demo_dataset(out, num_train, num_val, seed=0)
+
+
+def load_demo_arrays(root: str, split: str):
+    """(N, 4, 64) float32 cell features (8x8 grey pixels of each 32x32 cell,
+    standardised later) and (N, 10) int8 labels of a demo split."""
+    from PIL import Image
+    with open(osp.join(root, 'annotations',
+                       f'instances_{split}2014.json')) as f:
+        data = json.load(f)
+    rows = {im['id']: i for i, im in enumerate(data['images'])}
+    labels = -np.ones((len(rows), 10), np.int8)
+    for a in data['annotations']:
+        labels[rows[a['image_id']], a['category_id'] - 1] = 1
+    feats = np.stack([
+        np.asarray(Image.open(osp.join(root, f'{split}2014', im['file_name']))
+                   .convert('L').resize((16, 16)), np.float32)
+        .reshape(2, 8, 2, 8).transpose(0, 2, 1, 3).reshape(4, 64) / 255
+        for im in data['images']])
+    return feats, labels
+
+
+def fit_cell_model(x: np.ndarray, partial: np.ndarray, iters: int = 150):
+    """Partial-BCE fit of score_c = max_cell (x_cell . w_c) + b_c; returns
+    the probability function of features."""
+    import torch
+    x = torch.as_tensor(x)
+    t = torch.as_tensor(partial == 1, dtype=torch.float32)
+    m = torch.as_tensor(partial != 0, dtype=torch.float32)
+    w = torch.zeros(x.shape[-1], t.shape[1], requires_grad=True)
+    b = torch.zeros(t.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=iters)
+
+    def closure():
+        opt.zero_grad()
+        z = (x @ w).max(1).values + b
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(
+            z, t, reduction='none') * m).sum() / m.sum().clamp(min=1) + \
+            1e-2 * (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w, b = w.detach(), b.detach()
+    return lambda z: torch.sigmoid(
+        (torch.as_tensor(z) @ w).max(1).values + b).numpy()
+
+
+def mean_ap(scores, labels) -> float:
+    from sklearn.metrics import average_precision_score
+    return 100 * float(np.mean([
+        average_precision_score(labels[:, c] == 1, scores[:, c])
+        for c in range(labels.shape[1])]))
+
+
+def cheap_gain(xtr, ytr, xva, yva, known: float, budget: int,
+               mask_seed: int, random_seeds, balance: str = 'none') -> dict:
+    """One mask: val mAP before, after the suggested K, after K random
+    entries (per seed)."""
+    from mlrpl_mm.apis.suggest import rank_unknown_entries
+    rng = np.random.RandomState(mask_seed)
+    partial = np.where(rng.random_sample(ytr.shape) < known, ytr,
+                       0).astype(np.int8)
+    model = fit_cell_model(xtr, partial)
+    base = mean_ap(model(xva), yva)
+    scores = model(xtr)
+
+    def annotate(entries):
+        p = partial.copy()
+        p[entries[:, 0], entries[:, 1]] = ytr[entries[:, 0], entries[:, 1]]
+        return mean_ap(fit_cell_model(xtr, p)(xva), yva)
+
+    sug, _ = rank_unknown_entries(scores, partial, budget, balance=balance)
+    rand = [annotate(rank_unknown_entries(scores, partial, budget,
+                                          strategy='random', seed=s)[0])
+            for s in random_seeds]
+    return dict(mask_seed=mask_seed, base=base, suggested=annotate(sug),
+                random=rand, random_mean=float(np.mean(rand)),
+                random_std=float(np.std(rand)))
+
+
+def standardise(xtr, xva):
+    mu, sd = xtr.mean((0, 1)), xtr.std((0, 1)) + 1e-3
+    return (xtr - mu) / sd, (xva - mu) / sd
+
+
+def run_cheap(args):
+    make_demo(args.data, args.num_train, args.num_val)
+    xtr, ytr = load_demo_arrays(args.data, 'train')
+    xva, yva = load_demo_arrays(args.data, 'val')
+    xtr, xva = standardise(xtr, xva)
+    rows = []
+    for ms in range(args.masks):
+        t0 = time.time()
+        r = cheap_gain(xtr, ytr, xva, yva, args.known, args.budget, ms,
+                       range(args.seeds), args.balance)
+        rows.append(r)
+        print(f"mask {ms}: base {r['base']:.2f}  suggested "
+              f"{r['suggested']:.2f}  random {r['random_mean']:.2f} +- "
+              f"{r['random_std']:.2f} (min {min(r['random']):.2f}, max "
+              f"{max(r['random']):.2f})  [{time.time() - t0:.1f} s]",
+              flush=True)
+    d = [r['suggested'] - r['random_mean'] for r in rows]
+    print(f'suggested - random (mean over {args.seeds} seeds), over '
+          f'{args.masks} masks: {np.mean(d):+.2f} (min {min(d):+.2f}); '
+          f"suggested > every random run in "
+          f"{sum(r['suggested'] > max(r['random']) for r in rows)}/"
+          f'{len(rows)} masks')
+    return rows
+
+
+def _run(cmd):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS=os.environ.get(
+        'OMP_NUM_THREADS', '1'))
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                          text=True)
+    if proc.returncode:
+        raise RuntimeError(' '.join(cmd) + '\n' + proc.stdout[-3000:] +
+                           proc.stderr[-3000:])
+    return proc.stdout + proc.stderr
+
+
+def run_network(args):
+    py = sys.executable
+    work = args.work_dir
+    own = osp.join(work, 'own')
+    make_demo(args.data, args.num_train, args.num_val)
+    _run([py, 'tools/data/make_own_data_demo.py', '--demo-root', args.data,
+          '--out', own, '--known-ratio', str(args.known)])
+    for src, dst, extra in (('known_labels.csv', 'train.json',
+                             ['--add-images', 'train/*.jpg']),
+                            ('test_labels.csv', 'test.json', [])):
+        _run([py, 'tools/data/convert_labels.py', '--format', 'csv', '--src',
+              osp.join(own, src), '--classes', osp.join(own, 'classes.txt'),
+              '--image-root', osp.join(own, 'images'), '--out',
+              osp.join(own, dst), '--quiet'] + extra)
+    opts = [f'{k}.dataset.data_root={own}' for k in
+            ('train_dataloader', 'val_dataloader', 'test_dataloader')] + [
+                f'train_cfg.max_epochs={args.epochs}',
+                f'param_scheduler.milestones=[{args.epochs - 1}]',
+                f'train_cfg.val_interval={args.epochs}',
+                f'train_dataloader.num_workers={args.workers}',
+                f'val_dataloader.num_workers={args.workers}',
+                f'test_dataloader.num_workers={args.workers}']
+
+    def train_test(name, ann):
+        wd = osp.join(work, name)
+        _run([py, 'tools/train.py', 'configs/pbce_own_data.py', '--work-dir',
+              wd, '--cfg-options', f'train_dataloader.dataset.ann_file={ann}'
+              ] + opts)
+        ckpt = osp.join(wd, f'epoch_{args.epochs}.pth')
+        out = _run([py, 'tools/test.py', osp.join(wd, 'pbce_own_data.py'),
+                    ckpt])
+        m = re.findall(r'multi-label/mAP_voc: ([\d.]+)', out)
+        return float(m[-1]), wd, ckpt
+
+    t0 = time.time()
+    base, wd, ckpt = train_test('base', 'train.json')
+    print(f'base: {base:.2f} [{time.time() - t0:.0f} s]', flush=True)
+    res = {}
+    for strat, seed in [('uncertainty', 0)] + [('random', s)
+                                                for s in range(args.seeds)]:
+        tag = f'{strat}{seed}'
+        csv_out = osp.join(work, f'{tag}.csv')
+        _run([py, 'tools/suggest_labels.py', osp.join(wd, 'pbce_own_data.py'),
+              ckpt, '--budget', str(args.budget), '--strategy', strat,
+              '--seed', str(seed), '--oracle',
+              osp.join(own, 'oracle_labels.csv'), '--out', csv_out])
+        _run([py, 'tools/suggest_labels.py', osp.join(wd, 'pbce_own_data.py'),
+              '--merge', csv_out, '--out', osp.join(own, f'train_{tag}.json')])
+        res[tag] = train_test(tag, f'train_{tag}.json')[0]
+        print(f'{tag}: {res[tag]:.2f} [{time.time() - t0:.0f} s]', flush=True)
+    rand = [v for k, v in res.items() if k.startswith('random')]
+    print(f"network: base {base:.2f}, suggested {res['uncertainty0']:.2f}, "
+          f'random {np.mean(rand):.2f} +- {np.std(rand):.2f} over '
+          f'{len(rand)} seeds')
+    return dict(base=base, **res)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--mode', choices=['cheap', 'network'], default='cheap')
+    p.add_argument('--data', default='work_dirs/bench_suggest/demo')
+    p.add_argument('--work-dir', default='work_dirs/bench_suggest')
+    p.add_argument('--num-train', type=int, default=300)
+    p.add_argument('--num-val', type=int, default=200)
+    p.add_argument('--known', type=float, default=0.1)
+    p.add_argument('--budget', type=int, default=300)
+    p.add_argument('--masks', type=int, default=5)
+    p.add_argument('--seeds', type=int, default=10)
+    p.add_argument('--epochs', type=int, default=6)
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--balance', choices=['none', 'class'], default='none')
+    args = p.parse_args(argv)
+    return run_cheap(args) if args.mode == 'cheap' else run_network(args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,152 @@
+"""PartialLabelAnnotations: real partial annotations in the JSON (OpenMMLab
+2.0) and both CSV forms, and their errors."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+from mlrpl_mm.datasets import (PartialLabelAnnotations, annotation_stats,
+                               get_partial_labels, load_partial_annotations,
+                               save_partial_annotations)
+from tests.fixtures import write_image
+
+CLASSES = ['cat', 'dog', 'car']
+#: the labels every file below encodes (rows: a.jpg, b.jpg, c.jpg)
+EXPECTED = np.array([[1, 0, -1], [0, 1, 0], [0, 0, 0]], np.int8)
+
+
+def _images(root):
+    for i, name in enumerate(('a.jpg', 'b.jpg', 'c.jpg')):
+        write_image(osp.join(root, 'img', name), img_size=16, seed=i)
+
+
+def _write(path, text):
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)
+
+
+def _files(root):
+    js = osp.join(root, 'ann.json')
+    with open(js, 'w') as f:
+        json.dump(dict(metainfo=dict(classes=CLASSES), data_list=[
+            dict(img_path='a.jpg', pos_label=[0], neg_label=['car']),
+            dict(img_path='b.jpg', pos_label=['dog'], neg_label=[]),
+            dict(img_path='c.jpg'),
+        ]), f)
+    long_csv = _write(osp.join(root, 'long.csv'),
+                      'img_path,class,label\na.jpg,cat,1\na.jpg,car,-1\n'
+                      'b.jpg,dog,1\nb.jpg,cat,0\nc.jpg,car,0\n')
+    wide_csv = _write(osp.join(root, 'wide.csv'),
+                      'img_path,pos,neg\na.jpg,cat,car\nb.jpg,dog,\n'
+                      'c.jpg,,\n')
+    return js, long_csv, wide_csv
+
+
+@pytest.mark.parametrize('form', ['json', 'long', 'wide'])
+def test_three_formats_give_the_same_dataset(tmp_path, form):
+    root = str(tmp_path)
+    _images(root)
+    files = dict(zip(('json', 'long', 'wide'), _files(root)))
+    ds = PartialLabelAnnotations(
+        data_root=root, ann_file=osp.basename(files[form]),
+        data_prefix='img', classes=None if form == 'json' else CLASSES)
+    assert ds.metainfo['classes'] == tuple(CLASSES)
+    np.testing.assert_array_equal(ds.partial_labels, EXPECTED)
+    np.testing.assert_array_equal(get_partial_labels(ds), EXPECTED)
+    info = ds.get_data_info(0)
+    assert info['img_path'] == osp.join(root, 'img', 'a.jpg')
+    np.testing.assert_array_equal(info['partial_label'], [1, 0, -1])
+    np.testing.assert_array_equal(info['full_label'], [1, 0, -1])
+    assert info['gt_label'] == [0]
+    assert info['sample_idx'] == 0
+
+
+def test_class_file_and_unlisted_negative(tmp_path):
+    root = str(tmp_path)
+    _images(root)
+    _, long_csv, _ = _files(root)
+    cls_file = _write(tmp_path / 'classes.txt', 'cat\ndog\ncar\n')
+    paths, labels, classes = load_partial_annotations(
+        long_csv, cls_file, unlisted='negative')
+    assert paths == ['a.jpg', 'b.jpg', 'c.jpg'] and classes == CLASSES
+    np.testing.assert_array_equal(labels, np.where(EXPECTED == 0, -1,
+                                                   EXPECTED))
+
+
+def test_save_load_round_trip_and_stats(tmp_path):
+    rng = np.random.RandomState(0)
+    labels = rng.randint(-1, 2, (7, 3)).astype(np.int8)
+    paths = [f'x/{i}.jpg' for i in range(7)]
+    out = str(tmp_path / 'sub' / 'a.json')
+    save_partial_annotations(out, paths, labels, CLASSES)
+    p2, l2, c2 = load_partial_annotations(out)
+    assert p2 == paths and c2 == CLASSES
+    np.testing.assert_array_equal(l2, labels)
+    st = annotation_stats(labels, CLASSES)
+    assert st['known_fraction'] == pytest.approx((labels != 0).mean())
+    assert st['per_class']['dog']['pos'] == int((labels[:, 1] == 1).sum())
+
+
+@pytest.mark.parametrize('text,msg', [
+    ('img_path,class,label\na.jpg,cow,1\n', "line 2: unknown class 'cow'"),
+    ('img_path,class,label\na.jpg,cat,1\na.jpg,cat,-1\n',
+     "line 3: image 'a.jpg' is both positive and negative for class 'cat'"),
+    ('img_path,class,label\na.jpg,cat,2\n', "line 2: label '2' is not"),
+    ('img_path,pos,neg\na.jpg,cat;dog,dog\n',
+     'both positive and negative for class \'dog\''),
+    ('img_path,pos,neg\na.jpg,cat,\na.jpg,dog,\n', 'listed twice'),
+    ('path,class,label\na.jpg,cat,1\n', 'no img_path column'),
+])
+def test_csv_errors_name_line_and_value(tmp_path, text, msg):
+    path = _write(tmp_path / 'bad.csv', text)
+    with pytest.raises(ValueError, match='bad.csv') as e:
+        load_partial_annotations(path, CLASSES)
+    assert msg in str(e.value)
+
+
+@pytest.mark.parametrize('data_list,msg', [
+    ([dict(img_path='a.jpg', pos_label=['cow'])],
+     "data_list[0].pos_label: unknown class 'cow'"),
+    ([dict(img_path='a.jpg', pos_label=[5])],
+     'data_list[0].pos_label: class index 5 outside [0, 3)'),
+    ([dict(img_path='a.jpg', pos_label=[1], neg_label=['dog'])],
+     "both positive and negative for class 'dog'"),
+    ([dict(img_path='a.jpg'), dict(img_path='a.jpg')],
+     "data_list[1]: image 'a.jpg' is listed twice"),
+    ([dict(img_path='a.jpg', gt_label=[0])], "'gt_label' (full labels)"),
+    ([dict(pos_label=[0])], 'data_list[0]: empty or missing img_path'),
+])
+def test_json_errors(tmp_path, data_list, msg):
+    path = str(tmp_path / 'bad.json')
+    with open(path, 'w') as f:
+        json.dump(dict(metainfo=dict(classes=CLASSES), data_list=data_list),
+                  f)
+    with pytest.raises(ValueError) as e:
+        load_partial_annotations(path)
+    assert msg in str(e.value) and 'bad.json' in str(e.value)
+
+
+def test_missing_files_and_class_list(tmp_path):
+    root = str(tmp_path)
+    _images(root)
+    js, long_csv, _ = _files(root)
+    with pytest.raises(FileNotFoundError, match='nope.json not found'):
+        PartialLabelAnnotations(data_root=root, ann_file='nope.json')
+    with pytest.raises(ValueError, match='a CSV has no class list'):
+        load_partial_annotations(long_csv)
+    with pytest.raises(FileNotFoundError, match='classes.txt not found'):
+        load_partial_annotations(long_csv, str(tmp_path / 'classes.txt'))
+    with pytest.raises(ValueError, match='differ from the classes given'):
+        load_partial_annotations(js, ['dog', 'cat', 'car'])
+    with pytest.raises(ValueError, match="no metainfo.classes"):
+        load_partial_annotations(_write(tmp_path / 'n.json',
+                                        '{"data_list": []}'))
+    # images are checked by default; the error names the file and prefix
+    with pytest.raises(FileNotFoundError) as e:
+        PartialLabelAnnotations(data_root=root, ann_file='ann.json',
+                                data_prefix='wrong')
+    assert '3 image(s) missing' in str(e.value)
+    assert 'ann.json' in str(e.value) and "'" + osp.join(root, 'wrong') \
+        in str(e.value)
