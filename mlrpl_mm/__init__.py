@@ -11,6 +11,9 @@ _install_checkpoint_safety()
 from .utils.atomic_save import install as _install_atomic_save  # noqa: E402
 
 _install_atomic_save()  # atomic checkpoint writes (mlrpl_mm/utils/atomic_save.py)
+from .utils.packaged_configs import install as _install_packaged_configs  # noqa: E402,E501
+
+_install_packaged_configs()  # `mlrpl_mm::hst_demo.py` config paths
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 

@@ -23,6 +23,7 @@ import mlrpl_mm  # noqa: E402,F401  (registers the components)
 from mlrpl_mm.apis import (apply_trust_flag, set_dataloader_defaults,  # noqa: E402
                            setup_cpu_distributed)
 from mlrpl_mm.utils import shutdown_distributed  # noqa: E402
+from mlrpl_mm.utils.packaged_configs import resolve_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -97,6 +98,8 @@ def merge_args(cfg: Config, args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_flag(args.trust_checkpoint)
+    # a file, or a shipped config name ('hst_demo.py', 'mlrpl_mm::hst_demo.py')
+    args.config = resolve_config(args.config)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     setup_cpu_distributed(cfg, args.launcher)
