@@ -20,8 +20,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mlrpl_mm  # noqa: E402,F401  (registers the components)
-from mlrpl_mm.apis import (apply_trust_flag, set_dataloader_defaults,  # noqa: E402
-                           setup_cpu_distributed)
+from mlrpl_mm.apis import (apply_data_root, apply_trust_flag,  # noqa: E402
+                           set_dataloader_defaults, setup_cpu_distributed)
 from mlrpl_mm.utils import shutdown_distributed  # noqa: E402
 from mlrpl_mm.utils.packaged_configs import resolve_config  # noqa: E402
 
@@ -47,6 +47,9 @@ def parse_args(argv=None):
         '--trust-checkpoint', action='store_true',
         help='load checkpoints with weights_only=False (can run code from '
         'the file: only for files you trust)')
+    parser.add_argument(
+        '--data-root', help='set the data_root of every dataset of the config '
+        '(train, val, test; also --cfg-options data_root=DIR)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, e.g. '
@@ -88,6 +91,8 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.load_from = args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
+    # before the other options, so that a dataset's own data_root option wins
+    apply_data_root(cfg, getattr(args, 'data_root', None), args.cfg_options)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     set_dataloader_defaults(cfg, pin_memory=not args.no_pin_memory,

@@ -19,7 +19,10 @@ def _plt():
 
 
 def find_scalars_file(work_dir: str) -> str:
-    """The newest ``<timestamp>/vis_data/scalars.json`` under ``work_dir``.
+    """The newest ``<timestamp>/vis_data/scalars.json`` under ``work_dir``
+    that holds training rows (a ``loss``): a ``tools/test.py`` run into the
+    same work dir adds a newer folder with the test metrics only. The
+    newest file when none has training rows.
 
     Raises:
         FileNotFoundError: names the work dir when no log is there.
@@ -29,6 +32,10 @@ def find_scalars_file(work_dir: str) -> str:
         raise FileNotFoundError(
             f'no */vis_data/scalars.json under {work_dir!r}: is it an mmengine '
             'work dir with LocalVisBackend enabled?')
+    for path in reversed(files):
+        with open(path) as f:
+            if any('"loss"' in line for line in f):
+                return path
     return files[-1]
 
 
