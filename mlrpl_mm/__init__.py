@@ -9,6 +9,10 @@ checkpoint come with :class:`mlrpl_mm.engine.MLRPLRunner`
 see :mod:`mlrpl_mm.utils.checkpoint`.
 """
 from .version import __version__
+from .utils.packaged_configs import install as _install_packaged_configs  # noqa: E402,E501
+
+_install_packaged_configs()  # `mlrpl_mm::hst_demo.py` config paths
+
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
 __all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']

@@ -105,6 +105,20 @@ def to_json(results: List[Dict], classes: List[str]) -> Dict:
                       topk=r['topk']) for r in results])
 
 
+def _missing_file_exits(func):
+    """A missing config, checkpoint or image: one line on stderr
+    (``infer.py: error: ...``) and exit status 2, not a traceback."""
+    def wrapper(argv=None):
+        try:
+            return func(argv)
+        except FileNotFoundError as err:
+            msg = err.args[0] if len(err.args) == 1 else str(err)
+            print(f'infer.py: error: {msg}', file=sys.stderr)
+            sys.exit(2)
+    return wrapper
+
+
+@_missing_file_exits
 def main(argv=None):
     args = parse_args(argv)
     from mlrpl_mm.apis import MultiLabelInferencer

@@ -18,9 +18,11 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 
 import mlrpl_mm  # noqa: E402,F401
-from mlrpl_mm.apis import (apply_trust_flag, build_runner,  # noqa: E402
-                           set_dataloader_defaults, setup_cpu_distributed)
+from mlrpl_mm.apis import (apply_data_root, apply_trust_flag,  # noqa: E402
+                           build_runner, set_dataloader_defaults,
+                           setup_cpu_distributed)
 from mlrpl_mm.utils import CheckpointError, shutdown_distributed  # noqa: E402
+from mlrpl_mm.utils.packaged_configs import resolve_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -32,7 +34,15 @@ def parse_args(argv=None):
     parser.add_argument('--out-item', choices=['metrics', 'pred'], default='pred',
                         help="'pred' dumps every sample's scores (pickle), "
                         "'metrics' dumps the metrics (json)")
-    parser.add_argument('--show-dir', help='save images with predictions here')
+    parser.add_argument('--show-dir', help='draw test images with their ground '
+                        'truth and predicted labels (score >= 0.5) into this '
+                        'folder (relative: under the work dir)')
+    parser.add_argument('--interval', type=int, default=1,
+                        help='--show-dir: draw every INTERVAL-th test image '
+                        '(default 1: all)')
+    parser.add_argument('--data-root', help='set the data_root of every '
+                        'dataset of the config (also --cfg-options '
+                        'data_root=DIR)')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='load with weights_only=False (trusted files only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -45,11 +55,33 @@ def parse_args(argv=None):
     return args
 
 
+#: short edge (px) the --show-dir images are drawn at (the demo's are 64 px)
+SHOW_SHORT_EDGE = 384
+
+
+def setup_show_dir(cfg, show_dir: str, interval: int) -> str:
+    """``--show-dir``: mmpretrain's ``VisualizationHook`` draws every
+    ``interval``-th test image, short edge resized to
+    :data:`SHOW_SHORT_EDGE`, with its ground truth and ``pred_label`` into
+    ``show_dir`` (a relative one under the work dir). Returns that folder."""
+    if interval < 1:
+        raise ValueError(f'--interval must be >= 1, got {interval}')
+    out_dir = show_dir if osp.isabs(show_dir) else \
+        osp.join(cfg.work_dir, show_dir)
+    cfg.default_hooks.visualization = dict(
+        type='VisualizationHook', enable=True, interval=interval,
+        out_dir=out_dir, resize=SHOW_SHORT_EDGE)
+    return out_dir
+
+
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_flag(args.trust_checkpoint)
+    # a file, or a shipped config name ('hst_demo.py', 'mlrpl_mm::hst_demo.py')
+    args.config = resolve_config(args.config)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    apply_data_root(cfg, args.data_root, args.cfg_options)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
@@ -59,8 +91,9 @@ def main(argv=None):
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     if args.show_dir:
-        cfg.default_hooks.visualization = dict(
-            type='VisualizationHook', enable=True, out_dir=args.show_dir)
+        show_dir = setup_show_dir(cfg, args.show_dir, args.interval)
+        print(f'--show-dir: drawing the test images (every {args.interval}) into '
+              f'{show_dir}', flush=True)
     set_dataloader_defaults(cfg)
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)  # cfg.runner_type, default MLRPLRunner

@@ -18,9 +18,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import mlrpl_mm  # noqa: E402,F401  (registers the components)
-from mlrpl_mm.apis import (apply_trust_flag, build_runner,  # noqa: E402
-                           set_dataloader_defaults, setup_cpu_distributed)
+from mlrpl_mm.apis import (apply_data_root, apply_trust_flag,  # noqa: E402
+                           build_runner, set_dataloader_defaults,
+                           setup_cpu_distributed)
 from mlrpl_mm.utils import CheckpointError, shutdown_distributed  # noqa: E402
+from mlrpl_mm.utils.packaged_configs import resolve_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,6 +47,9 @@ def parse_args(argv=None):
         help='load checkpoints with weights_only=False and let --resume '
         'parse the config text stored in the checkpoint (both can run code '
         'from the file: only for files you trust)')
+    parser.add_argument(
+        '--data-root', help='set the data_root of every dataset of the config '
+        '(train, val, test; also --cfg-options data_root=DIR)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, e.g. '
@@ -86,6 +91,8 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.load_from = args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
+    # before the other options, so that a dataset's own data_root option wins
+    apply_data_root(cfg, getattr(args, 'data_root', None), args.cfg_options)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     set_dataloader_defaults(cfg, pin_memory=not args.no_pin_memory,
@@ -96,6 +103,8 @@ def merge_args(cfg: Config, args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     apply_trust_flag(args.trust_checkpoint)
+    # a file, or a shipped config name ('hst_demo.py', 'mlrpl_mm::hst_demo.py')
+    args.config = resolve_config(args.config)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     setup_cpu_distributed(cfg, args.launcher)

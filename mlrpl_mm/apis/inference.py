@@ -114,7 +114,9 @@ class MultiLabelInferencer:
     embeddings are recomputed from the names; no retraining).
 
     Args:
-        config (str | Config): Config file or object.
+        config (str | Config): Config file or object, or the name of a
+            config shipped with the package (``'hst_demo'``,
+            ``'mlrpl_mm::hst_demo.py'``).
         checkpoint (str, optional): Checkpoint file. None keeps the random
             initialisation (a warning is printed), for smoke tests.
         device (str): Torch device. Defaults to ``'cpu'``.
@@ -139,9 +141,8 @@ class MultiLabelInferencer:
         from mmpretrain.registry import MODELS, TRANSFORMS
 
         if isinstance(config, str):
-            if not osp.isfile(config):
-                raise FileNotFoundError(f'config not found: {config!r}')
-            cfg = Config.fromfile(config)
+            from mlrpl_mm.utils.packaged_configs import resolve_config
+            cfg = Config.fromfile(resolve_config(config))
         elif isinstance(config, Config):
             cfg = copy.deepcopy(config)
         else:

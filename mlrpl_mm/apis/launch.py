@@ -84,3 +84,48 @@ def set_dataloader_defaults(cfg: Config, pin_memory: bool = True,
         dl['persistent_workers'] = bool(
             persistent_workers and workers > 0
             and dl.get('persistent_workers', not train))
+
+
+def _set_data_root(node, data_root: str) -> int:
+    """Set ``data_root`` of every dataset dict below ``node``; count them."""
+    n = 0
+    if isinstance(node, dict):
+        if 'data_root' in node and 'type' in node:
+            node['data_root'] = data_root
+            n += 1
+        for v in node.values():
+            n += _set_data_root(v, data_root)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            n += _set_data_root(v, data_root)
+    return n
+
+
+def apply_data_root(cfg: Config, data_root, cfg_options=None) -> None:
+    """``--data-root DIR`` (or ``--cfg-options data_root=DIR``): set the
+    ``data_root`` of every dataset of the train / val / test dataloaders
+    (wrappers included) and the config's top-level ``data_root``.
+
+    A top-level ``data_root=`` in ``cfg_options`` is taken out of it (a
+    config's ``data_root`` variable has already been copied into its
+    dataset dicts, so merging it would change nothing): the datasets get it.
+
+    Raises:
+        ValueError: both given with different values, or no dataset of the
+            config has a ``data_root``.
+    """
+    option = cfg_options.pop('data_root', None) if cfg_options else None
+    if option is not None and data_root is not None and \
+            str(option) != str(data_root):
+        raise ValueError(f'--data-root {data_root} and --cfg-options '
+                         f'data_root={option} disagree: give one')
+    data_root = data_root if data_root is not None else option
+    if data_root is None:
+        return
+    data_root = str(data_root)
+    n = sum(_set_data_root(cfg.get(k, None), data_root)
+            for k in ('train_dataloader', 'val_dataloader', 'test_dataloader'))
+    if n == 0:
+        raise ValueError(f'{cfg.filename}: --data-root {data_root} given but '
+                         'no dataset of the config has a data_root to set')
+    cfg.data_root = data_root

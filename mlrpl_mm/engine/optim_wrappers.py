@@ -23,6 +23,11 @@ class CPUAutocastOptimWrapper(OptimWrapper):
         if dtype not in ('bfloat16', 'float16'):
             raise ValueError(f"dtype must be 'bfloat16' or 'float16', got {dtype!r}")
         self.cast_dtype = getattr(torch, dtype)
+        from mmengine.logging import print_log
+        short = 'bf16' if dtype == 'bfloat16' else 'fp16'
+        print_log(f'CPUAutocastOptimWrapper: {short} autocast on CPU '
+                  f'(forward passes in {dtype}; weights, gradients and the '
+                  'optimizer state stay float32)', logger='current')
 
     @contextmanager
     def optim_context(self, model: torch.nn.Module):

@@ -244,6 +244,26 @@ def test_backbone_head_channel_mismatch_named(rel_data):
     assert model.training  # mode restored
 
 
+@pytest.mark.parametrize('config', ['configs/hst_demo.py',
+                                    'configs/dsrb_demo.py'])
+def test_spatial_head_channel_mismatch_names_value(rel_data, config):
+    """Issue 18/3: a wrong in_channels of a spatial head is reported as a
+    channel mismatch naming model.head.in_channels=<actual>, by the
+    before-train check and by the head itself (not as a '4-D map' error)."""
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.update(base_channels=16, stem_channels=16)  # 128 ch.
+    model = MODELS.build(cfg.model)  # head keeps in_channels=512
+    with pytest.raises(ValueError, match=r'feature mismatch \(backbone ResNet'
+                       r'.*\(1, 128, 4, 4\) \(128 channels\) but '
+                       r'model.head.in_channels=512; set '
+                       r'model.head.in_channels=128'):
+        ClassCountCheckHook().check_feature_fit(model, _train_set(rel_data))
+    feats = model.extract_feat(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match=r'channel mismatch: .*\(1, 128, 4, '
+                       r'4\) has 128 channels .* set model.head.in_channels=128'):
+        model.head(feats)
+
+
 def test_spatial_head_on_pooled_features_named(rel_data):
     """HSTHead needs a (B, C, H, W) map; a pooling neck gives (B, C)."""
     cfg = Config.fromfile('configs/hst_demo.py')

@@ -191,8 +191,98 @@ def test_plot_curves_of_an_hst_run_shows_pseudo_labels(demo_data,
             assert f'{name}_precision' in keys, sorted(keys)
     tool = _tool('plot_curves')
     _assert_png(tool.main([work]))
+    # grouped panels, the lr, and the phase start (epoch 1 here) read from
+    # the run's config
+    from mlrpl_mm.visualization.plots import (_phase_starts_of,
+                                              training_curves_figure)
+    phases = _phase_starts_of(work)
+    assert phases == {1: ['pseudo labels', 'CSTPrototypeHook']}, phases
+    fig, groups = training_curves_figure(rows, phase_starts=phases)
+    assert list(groups) == ['losses', 'pseudo labels', 'learnable scalars',
+                            'learning rate', 'validation']
+    assert {k for k, _ in groups['pseudo labels']} >= {
+        'ist_new_pos', 'cst_new_pos', 'ist_pseudo_pos', 'cst_pseudo_pos'}
+    assert {k for k, _ in groups['learnable scalars']} == {'ist_margin',
+                                                          'cst_margin'}
+    end_of_epoch_1 = max(r['step'] for r in rows
+                         if 'loss' in r and r['epoch'] == 1)
+    for _, ax in groups['losses']:
+        assert end_of_epoch_1 in _vlines(ax)
+    assert _vlines(groups['validation'][0][1]) == [1.0]
+    import matplotlib.pyplot as plt
+    plt.close(fig)
     chosen = ['loss_cooc', 'ist_new_pos', 'cst_new_pos', 'ist_margin',
               'cst_margin'] + sorted(
         k for k in keys if k.endswith(('_precision', '_pseudo_pos')))
     _assert_png(tool.main([work, '--keys'] + chosen +
                           ['--out', str(tmp_path_factory.mktemp('p') / 'c.png')]))
+
+
+def _vlines(ax):
+    """x of the vertical lines (axvline) of an Axes."""
+    return [float(ln.get_xdata()[0]) for ln in ax.lines
+            if len(set(map(float, ln.get_xdata()))) == 1 and
+            len(ln.get_xdata()) == 2]
+
+
+def test_training_curves_grouped_phase_marked_lr_and_val_points(tmp_path):
+    """Issue 18/7 on a synthetic log of the protocol's shape: 8 epochs of 4
+    iterations, pseudo labels and the CST prototypes from epoch 5."""
+    import json
+
+    import matplotlib.pyplot as plt
+    from mmengine.config import Config
+
+    from mlrpl_mm.visualization import plot_training_curves
+    from mlrpl_mm.visualization.plots import (phase_starts_from_config,
+                                              training_curves_figure)
+    rows = []
+    for step in range(1, 33):
+        epoch = (step - 1) // 4 + 1
+        r = dict(loss=1.0 / step, loss_cls=0.5 / step, lr=1e-3 * 0.1 ** (
+            epoch > 6), epoch=epoch, iter=step, step=step, time=0.1)
+        if epoch > 5:
+            r.update(ist_new_pos=3.0 * step, ist_precision=0.8,
+                     cst_margin=0.5 + step / 100)
+        rows.append(r)
+        if step % 4 == 0:
+            rows.append({'multi-label/mAP_voc': 20.0 + epoch,
+                         'multi-label/CF1': 10.0 + epoch, 'step': epoch})
+    cfg = Config(dict(
+        model=dict(head=dict(type='HSTHead', pseudo_label_epoch=5)),
+        custom_hooks=[dict(type='LabelGraphHook'),
+                      dict(type='CSTPrototypeHook', start_epoch=5)]))
+    phases = phase_starts_from_config(cfg)
+    assert phases == {5: ['pseudo labels', 'CSTPrototypeHook']}
+    fig, groups = training_curves_figure(rows, phase_starts=phases)
+    assert list(groups) == ['losses', 'pseudo labels', 'learnable scalars',
+                            'learning rate', 'validation']
+    assert [k for k, _ in groups['losses']] == ['loss', 'loss_cls']
+    assert [k for k, _ in groups['pseudo labels']] == ['ist_new_pos',
+                                                      'ist_precision']
+    assert [k for k, _ in groups['learnable scalars']] == ['cst_margin']
+    (key, lr_ax), = groups['learning rate']
+    lr_line = [ln for ln in lr_ax.lines if len(ln.get_xdata()) == 32][0]
+    np.testing.assert_allclose(lr_line.get_ydata(), [r['lr'] for r in rows
+                                                     if 'lr' in r])
+    # the phase start: after iteration 20 (end of epoch 5) on every
+    # training panel, at epoch 5 on the validation panel
+    for g in ('losses', 'pseudo labels', 'learnable scalars',
+              'learning rate'):
+        for _, ax in groups[g]:
+            assert _vlines(ax) == [20.0], (g, _vlines(ax))
+    val_ax = groups['validation'][0][1]
+    assert _vlines(val_ax) == [5.0]
+    val_lines = [ln for ln in val_ax.lines if len(ln.get_xdata()) == 8]
+    assert len(val_lines) == 2      # mAP and CF1, 8 evaluations each
+    for ln in val_lines:
+        assert ln.get_marker() == 'o' and ln.get_markersize() >= 6
+    plt.close(fig)
+    # through the file API: scalars.json + the run's vis_data/config.py
+    vis = tmp_path / 'work' / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    with open(vis / 'scalars.json', 'w') as f:
+        f.write('\n'.join(json.dumps(r) for r in rows) + '\n')
+    cfg.dump(str(vis / 'config.py'))
+    _assert_png(plot_training_curves(str(tmp_path / 'work'),
+                                     str(tmp_path / 'c.png')))

@@ -145,14 +145,35 @@ def make_demo_dataset(out: str, num_train: int = 1500, num_val: int = 500,
     return stats
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        epilog='The images are 64x64 mosaics of 1-4 scanned digits; 10 '
+        "classes '0'..'9'. An existing complete dataset in --out is kept "
+        '(use --force to rewrite it).',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--out', default='data/demo',
+                        help='output folder (COCO 2014 layout: train2014/, '
+                        'val2014/, annotations/)')
+    parser.add_argument('--num-train', type=int, default=1500,
+                        help='number of training images')
+    parser.add_argument('--num-val', type=int, default=500,
+                        help='number of validation images')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed: the same seed writes the same '
+                        'dataset')
+    parser.add_argument('--partner-prob', type=float, default=0.7,
+                        help="probability that a digit's partner (0-6, 1-7, "
+                        '2-5, 3-8, 4-9) is added to the image: the label '
+                        'co-occurrence the graph-based methods exploit')
+    parser.add_argument('--force', action='store_true',
+                        help='rewrite --out even if it already holds a '
+                        'complete dataset')
+    return parser
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', default='data/demo')
-    parser.add_argument('--num-train', type=int, default=1500)
-    parser.add_argument('--num-val', type=int, default=500)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--partner-prob', type=float, default=0.7)
-    parser.add_argument('--force', action='store_true')
+    parser = build_parser()
     args = parser.parse_args()
     make_demo_dataset(args.out, args.num_train, args.num_val, args.seed,
                       args.partner_prob, args.force)

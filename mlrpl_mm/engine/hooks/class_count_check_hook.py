@@ -22,6 +22,16 @@ def _type_name(module: Optional[nn.Module]) -> str:
     return 'None' if module is None else type(module).__name__
 
 
+def _head_in_channels(head: nn.Module) -> Optional[int]:
+    """The channels the head expects from the backbone: ``head.in_channels``,
+    else its ``SemanticTrunk``'s (HSTHead / SSGRLHead keep it there)."""
+    for owner in (head, getattr(head, 'trunk', None)):
+        value = getattr(owner, 'in_channels', None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
 @HOOKS.register_module()
 class ClassCountCheckHook(Hook):
     """Refuse to start training when dataset, head and class embeddings
@@ -158,7 +168,7 @@ class ClassCountCheckHook(Hook):
                 neck = _type_name(getattr(model, 'neck', None))
                 parts = (f'backbone {backbone}, neck {neck}, '
                          f'head {type(head).__name__}')
-                in_ch = getattr(head, 'in_channels', None)
+                in_ch = _head_in_channels(head)
                 last = shapes[-1]
                 if isinstance(in_ch, int) and len(last) >= 2 \
                         and last[1] != in_ch:

@@ -16,12 +16,21 @@ class BasePartialLabelHead(BaseModule):
     (+1 known positive, -1 known negative, 0 unknown), packed by
     ``PackInputs(algorithm_keys=['partial_label', ...])``.
 
+    ``predict`` writes ``pred_score`` (C,) and, for sigmoid scores,
+    ``pred_label``: the classes with a score ``>= pred_thr`` (0.5; a class
+    attribute, e.g. ``head.pred_thr = 0.3``), which mmpretrain's
+    ``VisualizationHook`` (``tools/test.py --show-dir``) draws. The metrics
+    read ``pred_score`` only.
+
     Args:
         num_classes (int): Number of classes C.
         score_activation (str): ``'sigmoid'`` (probabilities) or ``'none'``
             (raw scores) for :meth:`predict`. Defaults to ``'sigmoid'``.
         init_cfg (dict, optional): Initialisation config.
     """
+
+    #: score threshold of ``pred_label`` (sigmoid scores only)
+    pred_thr: float = 0.5
 
     def __init__(self, num_classes: int, score_activation: str = 'sigmoid',
                  init_cfg: Optional[dict] = None) -> None:
@@ -75,7 +84,17 @@ class BasePartialLabelHead(BaseModule):
         if data_samples is None:
             data_samples = [None] * scores.shape[0]
         for s, ds in zip(scores, data_samples):
-            ds = DataSample() if ds is None else ds
-            ds.set_pred_score(s)
-            out.append(ds)
+            out.append(self.set_prediction(DataSample() if ds is None else ds,
+                                           s))
         return out
+
+    def set_prediction(self, data_sample: DataSample,
+                       score: torch.Tensor) -> DataSample:
+        """``pred_score`` = score (C,); ``pred_label`` = indices with
+        score >= :attr:`pred_thr` when the scores are sigmoid
+        probabilities (raw scores have no fixed threshold: none set)."""
+        data_sample.set_pred_score(score)
+        if self.score_activation == 'sigmoid':
+            data_sample.set_pred_label(
+                torch.nonzero(score >= self.pred_thr).flatten())
+        return data_sample

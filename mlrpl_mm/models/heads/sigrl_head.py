@@ -476,8 +476,8 @@ class SigRLHead(BasePartialLabelHead):
             data_samples = [None] * scores.shape[0]
         out = []
         for i, ds in enumerate(data_samples):
-            ds = DataSample() if ds is None else ds
-            ds.set_pred_score(scores[i])
+            ds = self.set_prediction(DataSample() if ds is None else ds,
+                                     scores[i])
             if zsl is not None:
                 ds.set_field(zsl[i], 'zsl_pred_score', field_type='data')
             out.append(ds)

@@ -107,7 +107,15 @@ class SemanticTrunk(BaseModule):
 
     def reduce(self, x: torch.Tensor) -> torch.Tensor:
         """(B, Cin, H, W) -> (B, D, H', W') (pool if enabled, 1x1 conv + BN)."""
-        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != self.in_channels:
+        if torch.is_tensor(x) and x.dim() == 4 and \
+                x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'channel mismatch: the backbone\'s last feature map '
+                f'{tuple(x.shape)} has {x.shape[1]} channels but the head has '
+                f'in_channels={self.in_channels}; set '
+                f'model.head.in_channels={x.shape[1]} (or pick a backbone '
+                f'whose last stage gives {self.in_channels} channels)')
+        if not torch.is_tensor(x) or x.dim() != 4:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(
                 f'SemanticTrunk expects the backbone to output a 4-D feature '
