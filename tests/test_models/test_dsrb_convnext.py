@@ -8,11 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
-import mlrpl_mm  # noqa: F401  (safe checkpoint loading allow-list)
-from tests.fixtures import make_coco_fixture
+import mlrpl_mm  # noqa: F401
 from mlrpl_mm.utils import safe_torch_load
+from tests.fixtures import make_coco_fixture
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -8,7 +8,6 @@ import os.path as osp
 
 import numpy as np
 import pytest
-import torch
 
 from mlrpl_mm.utils import safe_torch_load
 
