@@ -202,7 +202,7 @@ def safe_torch_load(filename: str, map_location=None,
     """
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
-        raise CheckpointNotFoundError(f'{filename} can not be found.')
+        raise CheckpointNotFoundError(f'checkpoint not found: {filename!r}')
     if trust is None:
         trust = trust_checkpoints_enabled()
     kind = _file_kind(filename)
