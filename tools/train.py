@@ -22,7 +22,7 @@ from mmengine.runner import Runner  # noqa: E402
 import mlrpl_mm  # noqa: E402,F401  (registers the components)
 from mlrpl_mm.apis import (apply_trust_flag, set_dataloader_defaults,  # noqa: E402
                            setup_cpu_distributed)
-from mlrpl_mm.utils import shutdown_distributed  # noqa: E402
+from mlrpl_mm.utils import shutdown_distributed, stuck_rank_errors  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -102,7 +102,8 @@ def main(argv=None):
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
-    runner.train()
+    with stuck_rank_errors(cfg):
+        runner.train()
     shutdown_distributed()
 
 
