@@ -56,6 +56,15 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters',
                        cfg.get('find_unused_parameters', False))
+    sync_bn = cfg.get('sync_bn', None)
+    if sync_bn is not None:
+        # torch.nn.SyncBatchNorm is CUDA-only: the wrapper converts to the
+        # gloo-capable CPUSyncBatchNorm instead (mmengine's conversion off)
+        if sync_bn != 'torch':
+            raise ValueError(f"sync_bn={sync_bn!r}: on CPU only 'torch' "
+                             '(CPUSyncBatchNorm) is supported')
+        wrapper['sync_bn'] = True
+        cfg.sync_bn = None
     cfg.model_wrapper_cfg = wrapper
     env_cfg = cfg.get('env_cfg', {}) or {}
     env_cfg.setdefault('dist_cfg', {})
