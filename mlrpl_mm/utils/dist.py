@@ -66,8 +66,8 @@ def shutdown_distributed() -> None:
 
 #: gloo / NCCL / c10d messages of a collective that a stuck or dead rank
 #: never completed
-_STUCK_PEER = re.compile(r'timed out|timeout|connection (closed|reset) by peer'
-                         r'|broken pipe', re.IGNORECASE)
+_STUCK_PEER = re.compile(r'timed out waiting|collective operation timeout'
+                         r'|connection (closed|reset) by peer', re.IGNORECASE)
 
 
 @contextmanager
