@@ -21,7 +21,8 @@ import mlrpl_mm  # noqa: E402,F401  (registers the components)
 from mlrpl_mm.apis import (apply_data_root, apply_trust_flag,  # noqa: E402
                            build_runner, set_dataloader_defaults,
                            setup_cpu_distributed)
-from mlrpl_mm.utils import CheckpointError, shutdown_distributed  # noqa: E402
+from mlrpl_mm.utils import (CheckpointError, shutdown_distributed,  # noqa: E402
+                            stuck_rank_errors)
 from mlrpl_mm.utils.packaged_configs import resolve_config  # noqa: E402
 
 
@@ -109,7 +110,8 @@ def main(argv=None):
     cfg = merge_args(cfg, args)
     setup_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)  # cfg.runner_type, default MLRPLRunner
-    runner.train()
+    with stuck_rank_errors(cfg):
+        runner.train()
     shutdown_distributed()
 
 

@@ -36,7 +36,10 @@ default_hooks = dict(
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),
+    # timeout: seconds a collective waits for the other ranks before the job
+    # fails with an error (a stopped / deadlocked / dead rank); raise it if
+    # one rank legitimately works alone longer (docs/failure_modes.md)
+    dist_cfg=dict(backend='nccl', timeout=1800),
 )
 
 vis_backends = [dict(type='LocalVisBackend')]

@@ -1,4 +1,6 @@
 """Launch helpers shared by ``tools/train.py`` and ``tools/test.py``."""
+import datetime
+import numbers
 import os
 import os.path as osp
 import sys
@@ -6,6 +8,26 @@ import sys
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+
+
+#: seconds a collective may wait for the other ranks (torch's default)
+DEFAULT_DIST_TIMEOUT = 1800
+
+
+def collective_timeout(cfg: Config) -> datetime.timedelta:
+    """``env_cfg.dist_cfg.timeout`` (seconds, default
+    :data:`DEFAULT_DIST_TIMEOUT`) as a ``timedelta``: how long a collective
+    (gradient all-reduce, prototype all-gather, barrier) waits for a stuck
+    or dead rank before it fails. ``ValueError`` naming the key for a value
+    that is not a positive number of seconds."""
+    dist_cfg = (cfg.get('env_cfg', None) or {}).get('dist_cfg', None) or {}
+    value = dist_cfg.get('timeout', DEFAULT_DIST_TIMEOUT)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not value > 0:
+        raise ValueError(
+            f'env_cfg.dist_cfg.timeout must be a positive number of seconds '
+            f'(e.g. {DEFAULT_DIST_TIMEOUT}), got {value!r}')
+    return datetime.timedelta(seconds=float(value))
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
@@ -18,6 +40,8 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
     :class:`~mlrpl_mm.engine.MLRPLDistributedDataParallel`.
     Does nothing for ``launcher='none'`` or when CUDA is available.
     """
+    if launcher != 'none':
+        collective_timeout(cfg)  # a clear error for a bad value
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher != 'pytorch':
@@ -25,12 +49,22 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
             f'--launcher {launcher} needs CUDA; on CPU only the pytorch '
             'launcher (torchrun / tools/dist_train.sh) is supported.')
     if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo')
+        torch_dist.init_process_group(
+            backend='gloo', timeout=collective_timeout(cfg))
     wrapper = dict(cfg.get('model_wrapper_cfg', None) or {})
     wrapper['type'] = 'MLRPLDistributedDataParallel'
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters',
                        cfg.get('find_unused_parameters', False))
+    sync_bn = cfg.get('sync_bn', None)
+    if sync_bn is not None:
+        # torch.nn.SyncBatchNorm is CUDA-only: the wrapper converts to the
+        # gloo-capable CPUSyncBatchNorm instead (mmengine's conversion off)
+        if sync_bn != 'torch':
+            raise ValueError(f"sync_bn={sync_bn!r}: on CPU only 'torch' "
+                             '(CPUSyncBatchNorm) is supported')
+        wrapper['sync_bn'] = True
+        cfg.sync_bn = None
     cfg.model_wrapper_cfg = wrapper
     env_cfg = cfg.get('env_cfg', {}) or {}
     env_cfg.setdefault('dist_cfg', {})

@@ -7,11 +7,14 @@ The recipe: every rank computes rows for its shard together with their
 duplicates that the distributed sampler adds as padding, and sorts by
 ``sample_idx``, so every rank ends with the same rows in dataset order.
 """
-from typing import List, Tuple
+import re
+from contextlib import contextmanager
+from typing import List, Optional, Tuple
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import get_world_size, is_distributed
+from mmengine.logging import MMLogger
 
 
 def _all_gather_var(t: torch.Tensor) -> List[torch.Tensor]:
@@ -59,3 +62,46 @@ def shutdown_distributed() -> None:
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.barrier()
         torch_dist.destroy_process_group()
+
+
+#: gloo / NCCL / c10d messages of a collective that a stuck or dead rank
+#: never completed
+_STUCK_PEER = re.compile(r'timed out waiting|collective operation timeout'
+                         r'|connection (closed|reset) by peer', re.IGNORECASE)
+
+
+@contextmanager
+def stuck_rank_errors(cfg: Optional[dict] = None):
+    """Turn a collective that timed out (or lost its peer) into a clear error.
+
+    Around ``runner.train()`` of the tools: when an exception from a
+    collective (gradient all-reduce, prototype all-gather, barrier) says it
+    timed out after ``env_cfg.dist_cfg.timeout`` seconds or lost its peer,
+    log an ERROR that names the rank, the timeout and the config key, and
+    raise ``RuntimeError`` with the same text from the backend's error. Other
+    exceptions, and everything without an initialised process group, pass
+    unchanged.
+
+    Args:
+        cfg: the run's config, for ``env_cfg.dist_cfg.timeout`` in the
+            message.
+    """
+    dist_cfg = ((cfg or {}).get('env_cfg', None) or {}).get('dist_cfg', None)
+    timeout_s = (dist_cfg or {}).get('timeout', None)
+    try:
+        yield
+    except RuntimeError as e:
+        if not (torch_dist.is_available() and torch_dist.is_initialized()
+                and _STUCK_PEER.search(str(e))):
+            raise
+        rank = torch_dist.get_rank()
+        first = str(e).strip().splitlines()[0][:300]
+        msg = (f'rank {rank}: a distributed collective did not complete '
+               f'within env_cfg.dist_cfg.timeout = {timeout_s} s ({first}). '
+               'Another rank is stuck (stopped, deadlocked, swapping, '
+               'waiting on a slow filesystem) or died: see its log and '
+               'process. This rank exits; raise the timeout '
+               '(--cfg-options env_cfg.dist_cfg.timeout=SECONDS) only if a '
+               'rank legitimately works alone for longer.')
+        MMLogger.get_current_instance().error(msg)
+        raise RuntimeError(msg) from e

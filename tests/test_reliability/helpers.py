@@ -10,6 +10,7 @@ subprocesses through ``custom_imports`` of a small user config.
 """
 import os
 import signal
+from typing import Optional
 
 import torch
 from mmengine.hooks import Hook
@@ -20,17 +21,23 @@ from mmpretrain.registry import HOOKS
 @HOOKS.register_module()
 class KillAtHook(Hook):
     """Kill the own process after iteration ``inner_iter`` (1-based) of epoch
-    ``epoch`` (1-based) unless the work dir holds a ``.killed`` marker."""
+    ``epoch`` (1-based) unless the work dir holds a ``.killed`` marker; only
+    on rank ``rank`` when given (``SIGSTOP``: a stuck rank)."""
 
     priority = 'LOWEST'  # after LoggerHook has written the iteration
 
-    def __init__(self, epoch: int, inner_iter: int, sig: str = 'SIGKILL'):
+    def __init__(self, epoch: int, inner_iter: int, sig: str = 'SIGKILL',
+                 rank: Optional[int] = None):
         self.epoch = epoch
         self.inner_iter = inner_iter
         self.sig = getattr(signal, sig)
+        self.rank = rank
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
+        from mmengine.dist import get_rank
+        if self.rank is not None and get_rank() != self.rank:
+            return
         marker = os.path.join(runner.work_dir, '.killed')
         if runner.epoch + 1 == self.epoch and batch_idx + 1 == self.inner_iter \
                 and not os.path.exists(marker):

@@ -57,3 +57,57 @@ def test_load_from_does_not_restore():
     hook.after_load_checkpoint(None, {})
     hook.before_train(_runner(resume=True))
     assert torch.equal(torch.get_rng_state(), after_seed)
+
+
+def test_validation_does_not_advance_the_training_stream():
+    """A validation loop between two training draws leaves the stream as if
+    it had not run, and a checkpoint saved during validation (save_best
+    re-save) holds the pre-validation states."""
+    hook = RandomStateHook()
+    torch.manual_seed(3)
+    np.random.seed(3)
+    random.seed(3)
+    expected = _draws()
+
+    torch.manual_seed(3)
+    np.random.seed(3)
+    random.seed(3)
+    hook.before_val(None)
+    iter(torch.utils.data.DataLoader(range(4)))  # draws a base seed
+    _draws()  # anything validation draws
+    ckpt = {}
+    hook.before_save_checkpoint(None, ckpt)
+    hook.after_val(None)
+    assert _draws() == expected
+    # the checkpoint written during validation resumes the same stream
+    torch.manual_seed(99)
+    np.random.seed(99)
+    random.seed(99)
+    hook.after_load_checkpoint(None, ckpt)
+    hook.before_train(_runner(resume=True))
+    assert _draws() == expected
+
+
+def test_training_loader_defaults_are_resumable():
+    from mmengine.config import Config
+
+    from mlrpl_mm.apis import set_dataloader_defaults
+    from mlrpl_mm.datasets.worker_seed import worker_seed
+    cfg = Config(dict(train_dataloader=dict(num_workers=2),
+                      val_dataloader=dict(num_workers=2),
+                      test_dataloader=dict(num_workers=0)))
+    set_dataloader_defaults(cfg)
+    assert cfg.train_dataloader.persistent_workers is False
+    assert cfg.train_dataloader.worker_init_fn == dict(
+        type='resumable_worker_init_fn')
+    assert cfg.val_dataloader.persistent_workers is True
+    assert 'worker_init_fn' not in cfg.val_dataloader
+    assert cfg.test_dataloader.persistent_workers is False
+    # an explicit choice is kept
+    cfg = Config(dict(train_dataloader=dict(num_workers=2,
+                                            persistent_workers=True)))
+    set_dataloader_defaults(cfg)
+    assert cfg.train_dataloader.persistent_workers is True
+    # worker seeds: a function of (torch seed of the worker, rank)
+    assert worker_seed(5, 0) == worker_seed(5, 0)
+    assert len({worker_seed(5, 0), worker_seed(6, 0), worker_seed(5, 1)}) == 3
