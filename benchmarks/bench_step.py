@@ -446,6 +446,24 @@ def _sub(args, case: str, C: int) -> dict:
     return dict(case=case, C=C, error=err)
 
 
+def _in_process(args, case: str, C: int) -> dict:
+    import argparse as _ap
+    import gc
+    a = _ap.Namespace(**vars(args))
+    a.case, a.classes = case, C
+    load0 = os.getloadavg()[0]
+    try:
+        r = run_case(a)
+    except Exception as e:  # noqa: BLE001 - reported in the table
+        r = dict(case=case, C=C, error=f'{type(e).__name__}: {e}'[:300])
+    gc.collect()
+    if args.device.startswith('cuda'):
+        import torch
+        torch.cuda.empty_cache()
+    r['load'] = [load0, os.getloadavg()[0]]
+    return r
+
+
 def ratios(results: list) -> None:
     """Add ``time_ratio`` / ``peak_ratio`` (method / its plain baseline)."""
     for r in results:
@@ -454,6 +472,7 @@ def ratios(results: list) -> None:
                and 'time_s' in q]
         if 'time_s' in r and ref:
             r['time_ratio'] = r['time_s'] / ref[0]['time_s']
+            r['cpu_ratio'] = r['cpu_s'] / ref[0]['cpu_s']
             r['peak_ratio'] = r['peak_mib'] / ref[0]['peak_mib']
             r['extra_ratio'] = r['step_extra_mib'] / max(
                 ref[0]['step_extra_mib'], 1e-9)
@@ -463,21 +482,25 @@ def table(results: list) -> str:
     mem = 'peak GPU (MiB)' if any(r.get('device', '').startswith('cuda')
                                   for r in results) else 'peak RSS (MiB)'
     lines = ['| case | C | batch | px | img/s | step (s) | CPU (s) | '
-             f'{mem} | step extra (MiB) | time / plain | peak / plain |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+             f'{mem} | step extra (MiB) | time / plain | CPU / plain | '
+             'peak / plain |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in results:
         if 'error' in r:
             lines.append(f"| {r['case']} | {r['C']} | | | {r['error']} "
-                         '| | | | | | |')
+                         '| | | | | | | |')
             continue
         tr = f"{r['time_ratio']:.2f}x" if 'time_ratio' in r else '1 (base)' \
             if r['case'].startswith('plain') else '-'
         pr = f"{r['peak_ratio']:.2f}x" if 'peak_ratio' in r else tr \
             if r['case'].startswith('plain') else '-'
+        cr = f"{r['cpu_ratio']:.2f}x" if 'cpu_ratio' in r else tr \
+            if r['case'].startswith('plain') else '-'
         lines.append(
             f"| {r['case']} | {r['C']} | {r['batch']} | {r['size']} | "
             f"{r['img_s']:.2f} | {r['time_s']:.3f} | {r['cpu_s']:.2f} | "
-            f"{r['peak_mib']:.0f} | {r['step_extra_mib']:.0f} | {tr} | {pr} |")
+            f"{r['peak_mib']:.0f} | {r['step_extra_mib']:.0f} | {tr} | {cr} | "
+            f"{pr} |")
     return '\n'.join(lines)
 
 
@@ -521,6 +544,10 @@ def parse_args(argv=None):
                    'px test ViT: a smoke run in seconds')
     p.add_argument('--profile', action='store_true',
                    help='one profiled step per case: time per model part')
+    p.add_argument('--in-process', action='store_true',
+                   help='run the cases one after the other in this process '
+                   '(no subprocess start per case; on CUDA the peak is reset '
+                   'per case, on CPU the RSS peaks then overlap)')
     p.add_argument('--threads', type=int, default=None,
                    help='OMP_NUM_THREADS of the case processes')
     p.add_argument('--json', default=None, help='write the results as JSON')
@@ -538,7 +565,8 @@ def main(argv=None):
     results = []
     for C in args.classes:
         for case in args.cases:
-            r = _sub(args, case, C)
+            r = _in_process(args, case, C) if args.in_process else \
+                _sub(args, case, C)
             results.append(r)
             print(f'{case} C={C}: ' + (r['error'] if 'error' in r else
                   f"{r['img_s']:.2f} img/s, {r['time_s']:.3f} s/step, "
