@@ -100,9 +100,21 @@ def peak_kb() -> int:
     return 0
 
 
+def _warm_imports() -> None:
+    """Import what the parts use before anything is measured."""
+    import torch  # noqa: F401
+    from mmpretrain.registry import DATASETS  # noqa: F401
+
+    import mlrpl_mm  # noqa: F401
+    import mlrpl_mm.evaluation.metrics  # noqa: F401
+    import mlrpl_mm.engine.hooks  # noqa: F401
+    import pycocotools.coco  # noqa: F401
+
+
 def measure(fn, *args, **kwargs):
     """(result, seconds, peak extra MiB) of fn(*args)."""
     import gc
+    _warm_imports()
     gc.collect()
     reset_peak()
     base = rss_kb()
@@ -218,6 +230,8 @@ def dataset_cfg(kind: str, root: str) -> dict:
 def part_dataset(kind: str, n: int, work: str) -> list:
     writer = dict(coco=write_coco, vg=write_vg, nus=write_nus)[kind]
     root = writer(osp.join(work, f'{kind}_{n}'), n)
+    # one build of a 10-image set first: lazy imports / registries warm
+    _partial(dataset_cfg(kind, writer(osp.join(work, f'{kind}_warm'), 10)))
     ds, t, m = measure(_partial, dataset_cfg(kind, root))
     C = ds.partial_labels.shape[1]
     return [dict(name=f'dataset build {kind.upper()} (C={C})', n=n,

@@ -364,7 +364,8 @@ def run_case(args) -> dict:
 
     def step():
         losses = model.train_step(data, optim)
-        return float(sum(v for k, v in losses.items() if 'loss' in k))
+        return sum(float(v.detach()) if torch.is_tensor(v) else float(v)
+                   for k, v in losses.items() if k == 'loss')
 
     for _ in range(args.warmup):
         step()

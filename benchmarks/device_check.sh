@@ -50,7 +50,7 @@ WORKERS=12
 LIMIT_STEP=160; LIMIT_PROF=45; LIMIT_DATA=25; LIMIT_TRAIN=80
 if [ "$TINY" = 1 ]; then
   # tiny: the profile in the same call (one interpreter start less)
-  STEP_ARGS=(--device "$DEVICE" --amp --batch 2 --steps 1 --warmup 1 --in-process --tiny --cases plain_r101 hst plain_vit sigrl --classes 80 --profile)
+  STEP_ARGS=(--device "$DEVICE" --amp --batch 2 --steps 1 --warmup 1 --in-process --tiny --cases plain_r101 hst --classes 80 --profile)
   BATCH=2; TRAIN_N=100; WORKERS=0
 fi
 echo "device_check: work dir $WORK, device $DEVICE, batch $BATCH, tiny $TINY"
