@@ -509,7 +509,7 @@ def profile_table(r: dict) -> str:
     prof = r.get('profile') or {}
     dev = any(v['fwd_dev_ms'] or v['bwd_dev_ms'] for v in prof.values())
     tot = sum(v['fwd_ms'] + v['bwd_ms'] for v in prof.values()) or 1.0
-    head = '| part | fwd CPU (ms) | bwd CPU (ms) | share |'
+    head = '| part | fwd (ms) | bwd (ms) | share |'
     sep = '|---|---|---|---|'
     if dev:
         head += ' fwd GPU (ms) | bwd GPU (ms) |'
