@@ -87,7 +87,7 @@ $PY benchmarks/device_check.py data "$WORK" "$TRAIN_N" > /dev/null || echo "data
 for M in $METHODS; do
   B=$BATCH
   CFG=$($PY benchmarks/device_check.py config "$WORK" $M $B $WORKERS $([ "$TINY" = 1 ] && echo --tiny))
-  S=$(date +%s.%N)
+  S=$(date +%s%N)
   if [ "$TINY" = 1 ]; then
     # 2 iterations are enough to check the wiring on a CPU
     EXTRA=(--cfg-options train_dataloader.dataset.dataset.indices=4)
@@ -95,10 +95,10 @@ for M in $METHODS; do
     EXTRA=()
   fi
   timeout $LIMIT_TRAIN $PY tools/train.py "$CFG" --amp --no-validate \
-    --work-dir "$WORK/train_$M" "${EXTRA[@]}" > "$WORK/train_$M.log" 2>&1
+    --work-dir "$WORK/train_$M" ${EXTRA[@]+"${EXTRA[@]}"} > "$WORK/train_$M.log" 2>&1
   RC=$?
-  E=$(date +%s.%N)
-  echo "$(echo "$E - $S" | bc) $RC" > "$WORK/train_$M.wall"
+  MS=$(( ($(date +%s%N) - S) / 1000000 ))
+  printf '%d.%03d %d\n' $((MS / 1000)) $((MS % 1000)) $RC > "$WORK/train_$M.wall"
   echo "train $M: rc $RC, $(cut -d' ' -f1 "$WORK/train_$M.wall") s"
   [ $RC = 0 ] || tail -n 5 "$WORK/train_$M.log"
 done
