@@ -278,23 +278,19 @@ class EMAPLLoss(nn.Module):
                              f'exceed warmup_epoch ({self.warmup_epoch})')
         probs = probs.to(self.pseudo_soft.device).float()
         unknown = target.to(probs.device) == 0
-        n_unknown = unknown.sum(0).tolist()
-        # class-major copies: one contiguous row per class instead of a
-        # strided (N,) column per class (same values, same order)
-        free_t = (unknown & ~self.pseudo_mask).t().contiguous()
-        probs_t = probs.t().contiguous()
+        free = unknown & ~self.pseudo_mask
         added = 0
         for k in range(c):
-            num = int(self.neg_proportion * int(n_unknown[k]) /
+            num = int(self.neg_proportion * int(unknown[:, k].sum()) /
                       (max_epochs - self.warmup_epoch))
-            cand = free_t[k].nonzero(as_tuple=True)[0]
+            cand = free[:, k].nonzero(as_tuple=True)[0]
             num = min(num, cand.numel())
             if num == 0:
                 continue
-            order = torch.argsort(probs_t[k, cand], stable=True)[:num]
+            order = torch.argsort(probs[cand, k], stable=True)[:num]
             sel = cand[order]
             self.pseudo_mask[sel, k] = True
-            self.pseudo_soft[sel, k] = probs_t[k, sel]
+            self.pseudo_soft[sel, k] = probs[sel, k]
             added += num
         return added
 
