@@ -425,6 +425,7 @@ def part_buffers(n: int, work: str, C: int = 1006) -> list:
 
 
 def run_part(part: str, n: int, work: str) -> list:
+    os.makedirs(work, exist_ok=True)
     if part.startswith('dataset_'):
         return part_dataset(part.split('_')[1], n, work)
     return globals()[f'part_{part}'](n, work)
