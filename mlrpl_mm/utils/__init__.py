@@ -1,15 +1,16 @@
 from .checkpoint import (CheckpointError, checkpoint_safe_globals,
                          safe_torch_load, trust_checkpoints_enabled)
 from .data_samples import sample_indices, stack_field
-from .dist import gather_by_index, shutdown_distributed, stuck_rank_errors
+from .dist import (gather_by_index, gather_by_index_in_groups,
+                   shutdown_distributed, stuck_rank_errors)
 from .progress import TrainProgress, get_train_progress
 from .safe_pickle import UnsafePickleError, safe_pickle_load
 
 __all__ = [
     'CheckpointError', 'checkpoint_safe_globals', 'safe_torch_load',
     'trust_checkpoints_enabled', 'safe_pickle_load', 'UnsafePickleError',
-    'sample_indices', 'stack_field', 'gather_by_index', 'shutdown_distributed',
-    'stuck_rank_errors',
+    'sample_indices', 'stack_field', 'gather_by_index',
+    'gather_by_index_in_groups', 'shutdown_distributed', 'stuck_rank_errors',
     'TrainProgress',
     'get_train_progress'
 ]

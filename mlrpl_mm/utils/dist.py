@@ -9,7 +9,7 @@ duplicates that the distributed sampler adds as padding, and sorts by
 """
 import re
 from contextlib import contextmanager
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as torch_dist
@@ -51,6 +51,63 @@ def gather_by_index(index: torch.Tensor, *tensors: torch.Tensor
     keep = torch.ones_like(index, dtype=torch.bool)
     keep[1:] = index[1:] != index[:-1]
     return (index[keep],) + tuple(t[order][keep] for t in tensors)
+
+
+def gather_by_index_in_groups(index: torch.Tensor, group: torch.Tensor,
+                              num_groups: int, *tensors: torch.Tensor,
+                              max_rows: Optional[int] = None
+                              ) -> Iterator[Tuple[torch.Tensor, ...]]:
+    """:func:`gather_by_index` one chunk of groups at a time (bounded memory).
+
+    The local rows carry a group id in ``[0, num_groups)`` (e.g. the class of
+    a (sample, class) row). Consecutive groups are packed into chunks of at
+    most ``max_rows`` rows in total over all ranks (a group larger than that
+    forms a chunk alone), and each chunk is gathered and yielded on its own,
+    in ascending group order, so a rank never holds more than one chunk of
+    the other ranks' rows (plus its own shard). The chunk boundaries come
+    from the all-reduced row count of every group (the sampler's padding
+    duplicates included), so every rank makes the same chunks.
+
+    Within a chunk the rows are, as with :func:`gather_by_index`, unique in
+    ``index`` and sorted by it: restricted to one group, the rows (and their
+    order) are exactly those of one :func:`gather_by_index` of everything,
+    for any number of processes.
+
+    Args:
+        index: (n,) long, unique key of each local row (duplicates across
+            ranks are the sampler's padding and are dropped).
+        group: (n,) long group id of each local row.
+        num_groups: G.
+        *tensors: tensors with first dimension n.
+        max_rows: Rows per chunk; None: one chunk with every group (the same
+            as one :func:`gather_by_index`).
+
+    Yields:
+        ``(index, *tensors)`` of one chunk of groups (chunks without any row
+        are skipped).
+    """
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f'max_rows must be >= 1 or None, got {max_rows}')
+    group = group.to(index.device).long()
+    if max_rows is None:
+        yield gather_by_index(index, *tensors)
+        return
+    counts = torch.bincount(group, minlength=num_groups)[:num_groups]
+    if is_distributed() and get_world_size() > 1:
+        torch_dist.all_reduce(counts)
+    counts = counts.cpu().tolist()
+    bounds, lo, rows = [], 0, 0
+    for g, n in enumerate(counts):
+        if rows and rows + n > max_rows:
+            bounds.append((lo, g))
+            lo, rows = g, 0
+        rows += n
+    bounds.append((lo, num_groups))
+    for lo, hi in bounds:
+        if sum(counts[lo:hi]) == 0:
+            continue
+        sel = (group >= lo) & (group < hi)
+        yield gather_by_index(index[sel], *(t[sel] for t in tensors))
 
 
 def shutdown_distributed() -> None:

@@ -1,5 +1,5 @@
 """CST: cross-image semantic transfer (class prototypes)."""
-from typing import Optional
+from typing import Iterable, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -72,21 +72,49 @@ class CrossSemanticTransfer(BaseModule):
                 as long as it is the same on every rank).
             epoch: Stamp stored in ``prototype_epoch``.
         """
-        if feats.dim() != 2 or feats.shape[1] != self.in_channels:
-            raise ValueError(f'CST prototypes: features must be (M, '
-                             f'{self.in_channels}), got {tuple(feats.shape)}')
+        self.update_prototypes_in_chunks([(classes, feats)], epoch)
+
+    @torch.no_grad()
+    def update_prototypes_in_chunks(self, chunks: Iterable[
+            Tuple[torch.Tensor, torch.Tensor]], epoch: int) -> None:
+        """:meth:`update_prototypes` from rows arriving in chunks of classes.
+
+        ``chunks`` yields ``(classes (M_i,), feats (M_i, D))`` whose class
+        sets are disjoint and ascending (every class of a chunk above every
+        class of the previous one), e.g. from
+        :func:`mlrpl_mm.utils.gather_by_index_in_groups`; only one chunk is
+        held at a time. The classes are clustered in ascending order with one
+        generator, exactly as one call with every row.
+        """
         gen = torch.Generator().manual_seed(int(self.seed) + int(epoch))
         protos = torch.zeros_like(self.prototypes)
         count = torch.zeros_like(self.prototype_count)
-        feats = feats.to(self.prototypes.device, torch.float32)
-        classes = classes.to(self.prototypes.device)
-        for c in range(self.num_classes):
-            x = feats[classes == c]
-            if x.shape[0] == 0:
+        last = -1
+        for classes, feats in chunks:
+            if feats.dim() != 2 or feats.shape[1] != self.in_channels:
+                raise ValueError(f'CST prototypes: features must be (M, '
+                                 f'{self.in_channels}), got '
+                                 f'{tuple(feats.shape)}')
+            feats = feats.to(self.prototypes.device, torch.float32)
+            classes = classes.to(self.prototypes.device).long()
+            if classes.numel() == 0:
                 continue
-            cen = kmeans(x, self.num_prototypes, gen, self.kmeans_iters)
-            protos[c, :cen.shape[0]] = cen
-            count[c] = cen.shape[0]
+            # rows of each class in their order in ``feats`` (stable sort),
+            # as feats[classes == c]
+            order = torch.argsort(classes, stable=True)
+            classes, feats = classes[order], feats[order]
+            present, n = torch.unique_consecutive(classes, return_counts=True)
+            if int(present[0]) <= last:
+                raise ValueError('CST prototypes: chunks must hold disjoint, '
+                                 'ascending classes')
+            last = int(present[-1])
+            for c, x in zip(present.tolist(), torch.split(feats, n.tolist())):
+                if not 0 <= c < self.num_classes:
+                    raise ValueError(f'CST prototypes: class {c} outside '
+                                     f'[0, {self.num_classes})')
+                cen = kmeans(x, self.num_prototypes, gen, self.kmeans_iters)
+                protos[c, :cen.shape[0]] = cen
+                count[c] = cen.shape[0]
         self.prototypes.copy_(protos)
         self.prototype_count.copy_(count)
         self.prototype_epoch.fill_(int(epoch))
