@@ -9,6 +9,8 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
+from mlrpl_mm.datasets.worker_seed import resumable_train_loader
+
 
 #: seconds a collective may wait for the other ranks (torch's default)
 DEFAULT_DIST_TIMEOUT = 1800
@@ -87,8 +89,24 @@ def build_runner(cfg: Config):
     that executes nothing from the checkpoint, atomic saving)."""
     import mlrpl_mm.engine  # noqa: F401  (registers MLRPLRunner)
     from mmengine.registry import RUNNERS
+
+    from mlrpl_mm.engine import MLRPLRunner
+    from mlrpl_mm.utils import trust_checkpoints_enabled
     if cfg.get('runner_type', None) is None:
         cfg.runner_type = 'MLRPLRunner'
+    runner_cls = cfg.runner_type if isinstance(cfg.runner_type, type) \
+        else RUNNERS.get(cfg.runner_type)
+    if cfg.get('resume', False) and not trust_checkpoints_enabled() and \
+            not (isinstance(runner_cls, type)
+                 and issubclass(runner_cls, MLRPLRunner)):
+        # upstream's Runner.resume executes the config text stored in the
+        # checkpoint (Config.fromstring): refuse unless the user trusts it
+        raise ValueError(
+            f'runner_type={cfg.runner_type!r} resumes through mmengine\'s '
+            'Runner.resume, which executes the config text stored in the '
+            'checkpoint: use runner_type=\'MLRPLRunner\' (the default of '
+            'configs/_base_/default_runtime.py), or --trust-checkpoint for a '
+            'checkpoint you made yourself')
     return RUNNERS.build(cfg)
 
 
@@ -112,9 +130,8 @@ def set_dataloader_defaults(cfg: Config, pin_memory: bool = True,
         dl.setdefault('collate_fn', dict(type='default_collate'))
         workers = dl.get('num_workers', 0)
         train = field == 'train_dataloader'
-        if train and workers > 0:
-            dl.setdefault('worker_init_fn',
-                          dict(type='resumable_worker_init_fn'))
+        if train:
+            resumable_train_loader(dl)
         dl['persistent_workers'] = bool(
             persistent_workers and workers > 0
             and dl.get('persistent_workers', not train))

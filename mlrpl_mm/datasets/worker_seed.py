@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from mmengine.registry import FUNCTIONS
 
-__all__ = ['resumable_worker_init_fn', 'worker_seed']
+__all__ = ['resumable_worker_init_fn', 'resumable_train_loader', 'worker_seed']
 
 
 def worker_seed(base: int, rank: int) -> int:
@@ -49,3 +49,19 @@ def resumable_worker_init_fn(worker_id: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def resumable_train_loader(dataloader_cfg) -> None:
+    """Default a training dataloader config (in place) to resume-exact
+    worker seeding: with ``num_workers > 0``, ``worker_init_fn`` defaults to
+    :func:`resumable_worker_init_fn` and ``persistent_workers`` to ``False``.
+    A config that sets either keeps its value. Called by
+    :class:`~mlrpl_mm.engine.MLRPLRunner` (so mmpretrain's tools, mim and
+    user scripts that build the runner from a config get it too) and by
+    :func:`mlrpl_mm.apis.set_dataloader_defaults`."""
+    if not isinstance(dataloader_cfg, dict) or \
+            not dataloader_cfg.get('num_workers', 0):
+        return
+    dataloader_cfg.setdefault('worker_init_fn',
+                              dict(type='resumable_worker_init_fn'))
+    dataloader_cfg.setdefault('persistent_workers', False)

@@ -31,6 +31,7 @@ What it changes against ``mmengine.runner.Runner`` (0.10.7):
   are written as plain data, so the file loads with ``weights_only=True``.
 """
 import ast
+import copy
 import os.path as osp
 from typing import Callable, List, Optional, Union
 
@@ -40,6 +41,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
+from mlrpl_mm.datasets.worker_seed import resumable_train_loader
 from mlrpl_mm.utils.checkpoint import (CheckpointError, data_only_message_hub,
                                        load_checkpoint_file,
                                        trust_checkpoints_enabled)
@@ -83,6 +85,15 @@ class MLRPLRunner(Runner):
     """
 
     _checkpoint_config_text: Optional[str] = None
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'MLRPLRunner':
+        """As upstream; the training loader defaults to resume-exact worker
+        seeding (:func:`~mlrpl_mm.datasets.worker_seed.resumable_train_loader`)
+        whichever tool builds the runner."""
+        cfg = copy.deepcopy(cfg)
+        resumable_train_loader(cfg.get('train_dataloader', None))
+        return super().from_cfg(cfg)
 
     # ------------------------------------------------------------ hooks
     def register_hook(self, hook: Union[Hook, dict],
