@@ -17,7 +17,7 @@ import sys
 import pytest
 import torch
 
-import mlrpl_mm  # noqa: F401  (safe checkpoint loading)
+from mlrpl_mm.utils import safe_torch_load
 
 from .conftest import method_options, run_tool, tiny_options, write_user_config
 from .test_method_state_resume import CASES as STATE_CASES
@@ -62,8 +62,8 @@ def _options(name, work, request):
 
 
 def _assert_same_checkpoint(a_path, b_path, name):
-    a = torch.load(a_path, map_location='cpu')
-    b = torch.load(b_path, map_location='cpu')
+    a = safe_torch_load(a_path, map_location='cpu')
+    b = safe_torch_load(b_path, map_location='cpu')
     assert a['meta']['epoch'] == b['meta']['epoch'] == EPOCHS
     sa, sb = a['state_dict'], b['state_dict']
     assert sa.keys() == sb.keys()
