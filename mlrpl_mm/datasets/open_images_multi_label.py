@@ -36,7 +36,7 @@ def read_class_descriptions(path: str) -> Tuple[List[str], List[str]]:
             f'Open Images class descriptions {path} not found (the official '
             'class-descriptions-boxable.csv: MID,DisplayName per line)')
     mids, names, seen = [], [], set()
-    with open(path, newline='', encoding='utf-8') as f:
+    with open(path, newline='', encoding='utf-8-sig') as f:
         for lineno, rec in enumerate(csv.reader(f), 1):
             if not rec or not any(x.strip() for x in rec):
                 continue
@@ -190,7 +190,7 @@ class OpenImagesMultiLabel(BaseMultiLabelDataset):
         rows: Dict[str, int] = {}
         entries: List[Dict[int, Tuple[int, int]]] = []
         conflicts: Dict[Tuple[int, int], None] = {}
-        with open(self.ann_file, newline='', encoding='utf-8') as f:
+        with open(self.ann_file, newline='', encoding='utf-8-sig') as f:
             reader = csv.reader(f)
             header = [h.strip() for h in next(reader, [])]
             missing = [c for c in ('ImageID', 'LabelName', 'Confidence')

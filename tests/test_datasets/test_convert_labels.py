@@ -150,3 +150,17 @@ def test_coco_source_refused_like_the_coco_loader(tmp_path):
     _, labels, classes = load_partial_annotations(out)
     assert classes == fx['classes'][::-1]
     np.testing.assert_array_equal(labels, fx['labels']['train'][:, ::-1])
+
+
+def test_csv_source_with_byte_order_mark(tmp_path):
+    """Classes inferred from an Excel "CSV UTF-8" file (BOM) with pandas'
+    float labels."""
+    src = str(tmp_path / 'excel.csv')
+    with open(src, 'w', encoding='utf-8-sig') as f:
+        f.write('img_path,class,label\na.jpg,zebra,1.0\na.jpg,ant,-1.0\n'
+                'b.jpg,ant,1.0\n')
+    out = str(tmp_path / 'k.json')
+    convert(['--format', 'csv', '--src', src, '--out', out])
+    paths, labels, classes = load_partial_annotations(out)
+    assert classes == ['ant', 'zebra'] and paths == ['a.jpg', 'b.jpg']
+    np.testing.assert_array_equal(labels, [[-1, 1], [1, 0]])

@@ -160,3 +160,18 @@ def test_base_config_builds_the_test_split(tmp_path):
     ds = DATASETS.build(ds_cfg)
     np.testing.assert_array_equal(ds.full_labels, LABELS)
     assert cfg.test_evaluator.no_positive == 'exclude'
+
+
+def test_csvs_with_byte_order_mark(tmp_path):
+    """Both official CSVs re-saved by Excel as "CSV UTF-8" (BOM)."""
+    root = str(tmp_path)
+    make_open_images(root, LABELS, header_in_classes=True)
+    for name in ('class-descriptions-boxable.csv',
+                 'test-annotations-human-imagelabels-boxable.csv'):
+        path = osp.join(root, name)
+        text = open(path).read()
+        with open(path, 'w', encoding='utf-8-sig') as f:
+            f.write(text)
+    ds = OpenImagesMultiLabel(data_root=root, split='test')
+    np.testing.assert_array_equal(ds.partial_labels, LABELS)
+    assert ds.metainfo['mids'] == tuple(MIDS)

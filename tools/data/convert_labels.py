@@ -211,7 +211,7 @@ def from_csv(src: str, classes_spec: Optional[str],
     classes = classes_spec
     if classes is None:
         found = set()
-        with open(src, newline='', encoding='utf-8') as f:
+        with open(src, newline='', encoding='utf-8-sig') as f:
             reader = csv.reader(f)
             header = [h.strip() for h in next(reader, [])]
             for rec in reader:
