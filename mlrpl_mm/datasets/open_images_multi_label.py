@@ -243,12 +243,12 @@ class OpenImagesMultiLabel(BaseMultiLabelDataset):
             return None
         starts, ends = starts[full], ends[full]
         commas = commas.reshape(len(starts), k)
-        bounds = np.concatenate([starts[:, None], commas + 1], 1), \
-            np.concatenate([commas, ends[:, None]], 1)
 
         def field(name: str) -> np.ndarray:
             j = header.index(name)
-            return _byte_strings(buf, bounds[0][:, j], bounds[1][:, j])
+            return _byte_strings(buf, starts if j == 0 else
+                                 commas[:, j - 1] + 1,
+                                 commas[:, j] if j < k else ends)
 
         conf = field('Confidence')
         value = np.zeros(len(conf), np.int8)
