@@ -132,8 +132,8 @@ def test_csv_with_bom_and_pandas_float_labels(tmp_path):
     np.testing.assert_array_equal(
         load_partial_annotations(wide_bom, CLASSES)[1], EXPECTED)
     for bad in ('0.5', '2.0', '1.5', 'nan', 'yes'):
-        path = _write(tmp_path / 'bad.csv',
-                      f'img_path,class,label\na.jpg,cat,1.0\nb.jpg,dog,{bad}\n')
+        path = _write(tmp_path / 'bad.csv', 'img_path,class,label\n'
+                      f'a.jpg,cat,1.0\nb.jpg,dog,{bad}\n')
         with pytest.raises(ValueError, match='bad.csv') as e:
             load_partial_annotations(path, CLASSES)
         assert f"line 3: label '{bad}' is not 1, -1 or 0" in str(e.value)
