@@ -44,9 +44,11 @@ def check_label_matrix(labels: np.ndarray,
     return arr.astype(LABEL_DTYPE)
 
 
-def check_unique_ids(ids: Sequence, what: str, source: str) -> None:
+def check_unique_ids(ids: Sequence, what: str, source: str,
+                     why: str = '') -> None:
     """``ValueError`` naming ``source`` and the first duplicates when an id
-    occurs more than once in ``ids`` (an image list, a split file)."""
+    occurs more than once in ``ids`` (an image list, a split file, the ids
+    of a COCO json); ``why`` (the harm of a duplicate) ends the message."""
     seen, dup = set(), []
     for i in ids:
         if i in seen and i not in dup:
@@ -54,7 +56,8 @@ def check_unique_ids(ids: Sequence, what: str, source: str) -> None:
         seen.add(i)
     if dup:
         raise ValueError(f'{source}: {len(dup)} duplicate {what}(s), e.g. '
-                         f'{dup[:5]}; every {what} must occur once')
+                         f'{dup[:5]}; every {what} must occur once'
+                         + (f' ({why})' if why else ''))
 
 
 def image_file_problem(path) -> Optional[str]:

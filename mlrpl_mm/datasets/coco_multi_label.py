@@ -2,14 +2,135 @@
 import json
 import logging
 import os.path as osp
-from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS
 
-from .base_multi_label import BaseMultiLabelDataset
+from .base_multi_label import BaseMultiLabelDataset, check_unique_ids
+
+
+_WHO = 'CocoMultiLabel: malformed annotation file'
+
+
+def _read_coco_json(path: str) -> dict:
+    """The annotation file as a dict with ``images`` / ``annotations`` /
+    ``categories`` lists (``FileNotFoundError`` / ``ValueError`` naming
+    the file and the field otherwise)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'CocoMultiLabel: annotation file {path} not found')
+    try:
+        with open(path, 'rb') as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'{_WHO} {path}: {type(e).__name__}: {e}')
+    if not isinstance(data, dict):
+        raise ValueError(
+            f'{_WHO} {path}: the top level must be a JSON object with '
+            '"images", "annotations" and "categories", got a JSON '
+            f'{type(data).__name__}')
+    for key in ('images', 'annotations', 'categories'):
+        if key not in data:
+            hint = (' (an image-info file without labels, e.g. '
+                    'image_info_test*.json, cannot be used: every image '
+                    'would be all-negative)') if key == 'annotations' else ''
+            raise ValueError(f"{_WHO} {path}: no '{key}' field{hint}")
+        if not isinstance(data[key], list):
+            raise ValueError(
+                f"{_WHO} {path}: '{key}' must be a list, got "
+                f'{type(data[key]).__name__}')
+    return data
+
+
+def _check_records(records: list, fields: Sequence[str], what: str,
+                   path: str) -> None:
+    """Every record is a dict with ``fields``; error naming the first bad
+    one (index and id)."""
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise ValueError(f'{_WHO} {path}: {what}[{i}] is a '
+                             f'{type(rec).__name__}, not an object')
+        for field in fields:
+            if field not in rec:
+                raise ValueError(
+                    f'{_WHO} {path}: {what}[{i}] (id {rec.get("id")!r}) has '
+                    f"no '{field}' field")
+
+
+def read_coco_labels(ann_file: str, skip_crowd: bool = False
+                     ) -> Tuple[List[dict], List[str], np.ndarray]:
+    """Read and validate a COCO ``instances_*.json`` as multi-label labels.
+
+    The checks run on the raw lists (pycocotools' index would silently
+    collapse duplicate ids): the file, the three lists, the fields of every
+    record, unique image and category ids, known category ids. An
+    annotation of an image id not in ``images`` is ignored with a WARNING
+    (count and file); ``"annotations": []`` gives a WARNING naming the file
+    (every image all-negative).
+
+    Args:
+        ann_file: Path of the json.
+        skip_crowd: Ignore ``iscrowd=1`` annotations. Defaults to False.
+
+    Returns:
+        tuple: ``(images, class_names, labels)``: the json's image records
+        in its order (= pycocotools' ``COCO.imgs``), the C category names
+        sorted by category id, and the (N, C) int8 matrix, +1 where the
+        image has an annotation of the class, -1 elsewhere.
+    """
+    path = ann_file
+    data = _read_coco_json(path)
+    images, anns, cats = (data['images'], data['annotations'],
+                          data['categories'])
+    _check_records(images, ('id', 'file_name'), 'images', path)
+    _check_records(cats, ('id', 'name'), 'categories', path)
+    _check_records(anns, ('image_id', 'category_id'), 'annotations', path)
+    if not images:
+        raise ValueError(f'CocoMultiLabel: annotation file {path} lists '
+                         'no images')
+    if not cats:
+        raise ValueError(f'CocoMultiLabel: annotation file {path} lists '
+                         'no categories')
+    img_ids = [im['id'] for im in images]
+    check_unique_ids(img_ids, 'image id', f'{_WHO} {path}',
+                     'a duplicate would give an image the labels of another')
+    check_unique_ids([c['id'] for c in cats], 'category id',
+                     f'{_WHO} {path}', 'a duplicate would rename a class')
+    if not anns:
+        print_log(f'CocoMultiLabel: annotation file {path} has '
+                  '"annotations": [], so every image is all-negative; is it '
+                  'an image-info file (image_info_*.json) rather than an '
+                  'instances file?', logger='current', level=logging.WARNING)
+    # classes: categories sorted by id; images: the json's order (the
+    # order of pycocotools' COCO.imgs, the reference)
+    cat_by_id = {c['id']: c for c in cats}
+    cat_ids = sorted(cat_by_id)
+    cat_index = {cid: i for i, cid in enumerate(cat_ids)}
+    names = [cat_by_id[cid]['name'] for cid in cat_ids]
+    row_of = {img_id: r for r, img_id in enumerate(img_ids)}
+    labels = -np.ones((len(img_ids), len(cat_ids)), np.int8)
+    unknown_images = 0
+    for ann in anns:
+        row = row_of.get(ann['image_id'])
+        if row is None:
+            unknown_images += 1
+            continue
+        if skip_crowd and ann.get('iscrowd', 0):
+            continue
+        cid = ann['category_id']
+        if cid not in cat_index:
+            raise ValueError(
+                f'{_WHO} {path}: annotation {ann.get("id")} has '
+                f'unknown category_id {cid}')
+        labels[row, cat_index[cid]] = 1
+    if unknown_images:
+        print_log(f'CocoMultiLabel: {unknown_images} annotation(s) of '
+                  f'{path} refer to image ids that are not in its '
+                  "'images' list; they are ignored", logger='current',
+                  level=logging.WARNING)
+    return images, names, labels
 
 
 @DATASETS.register_module()
@@ -61,120 +182,12 @@ class CocoMultiLabel(BaseMultiLabelDataset):
         super().__init__(ann_file=ann_file, data_root=data_root,
                          data_prefix=data_prefix, **kwargs)
 
-    def _read_json(self) -> dict:
-        """The annotation file as a dict with ``images`` / ``annotations`` /
-        ``categories`` lists (``FileNotFoundError`` / ``ValueError`` naming
-        the file and the field otherwise)."""
-        path = self.ann_file
-        if not osp.isfile(path):
-            raise FileNotFoundError(
-                f'CocoMultiLabel: annotation file {path} not found')
-        try:
-            with open(path, 'rb') as f:
-                data = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f'CocoMultiLabel: malformed annotation file '
-                             f'{path}: {type(e).__name__}: {e}')
-        if not isinstance(data, dict):
-            raise ValueError(
-                f'CocoMultiLabel: malformed annotation file {path}: the top '
-                'level must be a JSON object with "images", "annotations" '
-                f'and "categories", got a JSON {type(data).__name__}')
-        for key in ('images', 'annotations', 'categories'):
-            if key not in data:
-                hint = (' (an image-info file without labels, e.g. '
-                        'image_info_test*.json, cannot be used: every image '
-                        'would be all-negative)') if key == 'annotations' \
-                    else ''
-                raise ValueError(f'CocoMultiLabel: malformed annotation file '
-                                 f"{path}: no '{key}' field{hint}")
-            if not isinstance(data[key], list):
-                raise ValueError(
-                    f"CocoMultiLabel: malformed annotation file {path}: "
-                    f"'{key}' must be a list, got {type(data[key]).__name__}")
-        return data
-
-    @staticmethod
-    def _check_records(records: list, fields: Sequence[str], what: str,
-                       path: str) -> None:
-        """Every record is a dict with ``fields``; error naming the first bad
-        one (index and id)."""
-        for i, rec in enumerate(records):
-            if not isinstance(rec, dict):
-                raise ValueError(f'CocoMultiLabel: malformed annotation file '
-                                 f'{path}: {what}[{i}] is a '
-                                 f'{type(rec).__name__}, not an object')
-            for field in fields:
-                if field not in rec:
-                    raise ValueError(
-                        f'CocoMultiLabel: malformed annotation file {path}: '
-                        f'{what}[{i}] (id {rec.get("id")!r}) has no '
-                        f"'{field}' field")
-
-    @staticmethod
-    def _check_unique(ids: list, what: str, path: str) -> None:
-        counts = Counter(ids)
-        dup = [i for i, n in counts.items() if n > 1]
-        if dup:
-            harm = 'give an image the labels of another' if what == 'image' \
-                else 'rename a class'
-            raise ValueError(
-                f'CocoMultiLabel: malformed annotation file {path}: '
-                f'{len(dup)} duplicate {what} id(s), e.g. '
-                f'{sorted(dup, key=str)[:5]}: every {what} id must be unique '
-                f'(a duplicate would {harm})')
-
     def load_annotations(self) -> Tuple[List[str], np.ndarray, Sequence[str],
                                         Optional[List[Dict]]]:
         path = self.ann_file
-        data = self._read_json()
-        images, anns, cats = (data['images'], data['annotations'],
-                              data['categories'])
-        self._check_records(images, ('id', 'file_name'), 'images', path)
-        self._check_records(cats, ('id', 'name'), 'categories', path)
-        self._check_records(anns, ('image_id', 'category_id'), 'annotations',
-                            path)
-        if not images:
-            raise ValueError(f'CocoMultiLabel: annotation file {path} lists '
-                             'no images')
-        if not cats:
-            raise ValueError(f'CocoMultiLabel: annotation file {path} lists '
-                             'no categories')
-        img_ids = [im['id'] for im in images]
-        self._check_unique(img_ids, 'image', path)
-        self._check_unique([c['id'] for c in cats], 'category', path)
-        # classes: categories sorted by id; images: the json's order (the
-        # order of pycocotools' COCO.imgs, the reference)
-        cat_by_id = {c['id']: c for c in cats}
-        cat_ids = sorted(cat_by_id)
-        cat_index = {cid: i for i, cid in enumerate(cat_ids)}
-        names = [cat_by_id[cid]['name'] for cid in cat_ids]
-        row_of = {img_id: r for r, img_id in enumerate(img_ids)}
-        labels = -np.ones((len(img_ids), len(cat_ids)), np.int8)
-        has_ann = np.zeros(len(img_ids), bool)
-        unknown_images = 0
-        for ann in anns:
-            row = row_of.get(ann['image_id'])
-            if row is None:
-                unknown_images += 1
-                continue
-            if self.skip_crowd and ann.get('iscrowd', 0):
-                continue
-            cid = ann['category_id']
-            if cid not in cat_index:
-                raise ValueError(
-                    f'CocoMultiLabel: malformed annotation file '
-                    f'{path}: annotation {ann.get("id")} has '
-                    f'unknown category_id {cid}')
-            labels[row, cat_index[cid]] = 1
-            has_ann[row] = True
-        if unknown_images:
-            print_log(f'CocoMultiLabel: {unknown_images} annotation(s) of '
-                      f'{path} refer to image ids that are not in its '
-                      "'images' list; they are ignored", logger='current',
-                      level=logging.WARNING)
+        images, names, labels = read_coco_labels(path, self.skip_crowd)
         if self.drop_empty:
-            keep = np.flatnonzero(has_ann)
+            keep = np.flatnonzero((labels == 1).any(1))
             if not keep.size:
                 raise ValueError(f'CocoMultiLabel: drop_empty=True but no '
                                  f'image of {path} has an annotation')

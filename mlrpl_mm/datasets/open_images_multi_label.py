@@ -36,7 +36,7 @@ def read_class_descriptions(path: str) -> Tuple[List[str], List[str]]:
             f'Open Images class descriptions {path} not found (the official '
             'class-descriptions-boxable.csv: MID,DisplayName per line)')
     mids, names, seen = [], [], set()
-    with open(path, newline='', encoding='utf-8') as f:
+    with open(path, newline='', encoding='utf-8-sig') as f:
         for lineno, rec in enumerate(csv.reader(f), 1):
             if not rec or not any(x.strip() for x in rec):
                 continue
@@ -56,6 +56,20 @@ def read_class_descriptions(path: str) -> Tuple[List[str], List[str]]:
     if not mids:
         raise ValueError(f'{path}: no class')
     return mids, names
+
+
+def _byte_strings(buf: np.ndarray, starts: np.ndarray,
+                  ends: np.ndarray) -> np.ndarray:
+    """The fields ``buf[starts[i]:ends[i]]`` as a fixed-width bytes array
+    (one pass per byte of the widest field, no (n, width) index matrix)."""
+    lens = ends - starts
+    width = max(int(lens.max()) if len(lens) else 0, 1)
+    out = np.zeros((len(starts), width), np.uint8)
+    last = len(buf) - 1
+    for j in range(width):
+        take = lens > j
+        out[take, j] = buf[np.minimum(starts[take] + j, last)]
+    return out.view(f'S{width}').ravel()
 
 
 @DATASETS.register_module()
@@ -177,28 +191,114 @@ class OpenImagesMultiLabel(BaseMultiLabelDataset):
                              'twice (by MID and by name?)')
         return out, [by_mid[m] for m in out], mids
 
-    def load_annotations(self) -> Tuple[List[str], np.ndarray, Sequence[str],
-                                        Optional[List[Dict]]]:
-        mids, names, all_mids = self._class_subset()
-        all_mids = set(all_mids)
-        col = {m: i for i, m in enumerate(mids)}
-        if not osp.isfile(self.ann_file):
-            raise FileNotFoundError(
-                f'OpenImagesMultiLabel: image-level labels {self.ann_file} '
-                'not found (the official '
-                '<split>-annotations-human-imagelabels-boxable.csv)')
+    def _read_header(self) -> List[str]:
+        """The header of ``ann_file``; ``ValueError`` when a column lacks."""
+        with open(self.ann_file, newline='', encoding='utf-8-sig') as f:
+            header = [h.strip() for h in next(csv.reader(f), [])]
+        missing = [c for c in ('ImageID', 'LabelName', 'Confidence')
+                   if c not in header]
+        if missing:
+            raise ValueError(
+                f'OpenImagesMultiLabel: {self.ann_file}: header {header} '
+                f'lacks {missing} (expected {",".join(LABEL_COLUMNS)})')
+        return header
+
+    def _parse_numpy(self, header: List[str], col: Dict[str, int],
+                     all_mids: set) -> Optional[Tuple[List[str],
+                                                      np.ndarray]]:
+        """Vectorised parse of ``ann_file`` (the official unquoted CSV).
+
+        Returns ``(image ids in first-appearance order, (N, C) labels)``,
+        the same as :meth:`_parse_python`, or None when the file needs the
+        row-by-row parser: quoted fields, a lone CR, rows with another field
+        count, or any error (which that parser then reports, first line
+        first, with its exact message).
+        """
+        with open(self.ann_file, 'rb') as f:
+            data = f.read()
+        if data.startswith(b'\xef\xbb\xbf'):
+            data = data[3:]
+        if b'"' in data:
+            return None
+        if b'\r' in data:
+            data = data.replace(b'\r\n', b'\n')
+            if b'\r' in data:
+                return None
+        first = data.find(b'\n')
+        if first < 0:
+            return [], np.zeros((0, len(col)), LABEL_DTYPE)
+        body = data[first + 1:]
+        del data
+        if not body.endswith(b'\n'):
+            body += b'\n'
+        buf = np.frombuffer(body, np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        full = ends > starts  # csv.reader skips empty lines only
+        k = len(header) - 1
+        commas = np.flatnonzero(buf == 44)
+        per_line = np.bincount(np.searchsorted(ends, commas),
+                               minlength=len(ends))
+        if (per_line[full] != k).any() or per_line[~full].any():
+            return None
+        starts, ends = starts[full], ends[full]
+        commas = commas.reshape(len(starts), k)
+
+        def field(name: str) -> np.ndarray:
+            j = header.index(name)
+            return _byte_strings(buf, starts if j == 0 else
+                                 commas[:, j - 1] + 1,
+                                 commas[:, j] if j < k else ends)
+
+        conf = field('Confidence')
+        value = np.zeros(len(conf), np.int8)
+        value[(conf == b'1') | (conf == b'1.0')] = 1
+        value[(conf == b'0') | (conf == b'0.0')] = -1
+        if not value.all():
+            return None  # a bad Confidence (or one with spaces)
+        uniq, first_row, inv = np.unique(field('ImageID'), return_index=True,
+                                         return_inverse=True)
+        order = np.argsort(first_row, kind='stable')
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        row = rank[inv.ravel()]
+        ids = [uniq[i].decode('utf-8') for i in order]
+        mid_u, mid_inv = np.unique(field('LabelName'), return_inverse=True)
+        mid_u = [m.decode('utf-8') for m in mid_u]
+        if any(m not in all_mids for m in mid_u):
+            return None  # unknown LabelName
+        c = np.array([col.get(m, -1) for m in mid_u], np.int64)[
+            mid_inv.ravel()]
+        kept = c >= 0
+        key = row[kept] * len(col) + c[kept]
+        value = value[kept]
+        sort = np.argsort(key, kind='stable')
+        key, value = key[sort], value[sort]
+        head = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+        labels = np.zeros((len(ids), len(col)), LABEL_DTYPE)
+        if len(key):
+            flat = labels.reshape(-1)
+            flat[key[head]] = value[head]  # the first line of an entry
+            clash = np.minimum.reduceat(value, head) != \
+                np.maximum.reduceat(value, head)
+            if clash.any():
+                if self.on_conflict == 'error':
+                    return None
+                flat[key[head[clash]]] = dict(
+                    unknown=0, positive=1, negative=-1)[self.on_conflict]
+        return ids, labels
+
+    def _parse_python(self, col: Dict[str, int], all_mids: set,
+                      names: List[str]) -> Tuple[List[str], np.ndarray]:
+        """Row-by-row parse of ``ann_file`` (any CSV quoting); raises the
+        first error by line."""
+        mids = list(col)
         rows: Dict[str, int] = {}
         entries: List[Dict[int, Tuple[int, int]]] = []
         conflicts: Dict[Tuple[int, int], None] = {}
-        with open(self.ann_file, newline='', encoding='utf-8') as f:
+        with open(self.ann_file, newline='', encoding='utf-8-sig') as f:
             reader = csv.reader(f)
             header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in ('ImageID', 'LabelName', 'Confidence')
-                       if c not in header]
-            if missing:
-                raise ValueError(
-                    f'OpenImagesMultiLabel: {self.ann_file}: header {header} '
-                    f'lacks {missing} (expected {",".join(LABEL_COLUMNS)})')
             i_img, i_lab, i_conf = (header.index(c) for c in
                                     ('ImageID', 'LabelName', 'Confidence'))
             for lineno, rec in enumerate(reader, 2):
@@ -246,7 +346,23 @@ class OpenImagesMultiLabel(BaseMultiLabelDataset):
         resolve = dict(unknown=0, positive=1, negative=-1)
         for r, c in conflicts:
             labels[r, c] = resolve[self.on_conflict]
-        ids = list(rows)
+        return list(rows), labels
+
+    def load_annotations(self) -> Tuple[List[str], np.ndarray, Sequence[str],
+                                        Optional[List[Dict]]]:
+        mids, names, all_mids = self._class_subset()
+        all_mids = set(all_mids)
+        col = {m: i for i, m in enumerate(mids)}
+        if not osp.isfile(self.ann_file):
+            raise FileNotFoundError(
+                f'OpenImagesMultiLabel: image-level labels {self.ann_file} '
+                'not found (the official '
+                '<split>-annotations-human-imagelabels-boxable.csv)')
+        header = self._read_header()
+        parsed = self._parse_numpy(header, col, all_mids)
+        if parsed is None:  # quoting, ragged rows or an error: exact path
+            parsed = self._parse_python(col, all_mids, names)
+        ids, labels = parsed
         if self.drop_unlabelled:
             keep = np.flatnonzero((labels != 0).any(1))
             ids, labels = [ids[k] for k in keep], labels[keep]

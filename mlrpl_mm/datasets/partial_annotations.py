@@ -44,6 +44,19 @@ LIST_SEP = ';'
 _LABEL_VALUES = {'1': 1, '+1': 1, '-1': -1, '0': 0, '': 0}
 
 
+def _label_value(raw: str) -> Optional[int]:
+    """+1 / -1 / 0 of a long-form CSV label (``1``, ``-1``, ``0``, empty,
+    or the same written as floats by pandas: ``1.0``, ``-1.0``, ``0.0``);
+    None for anything else (``0.5``, ``2``, ``yes``)."""
+    if raw in _LABEL_VALUES:
+        return _LABEL_VALUES[raw]
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return int(value) if value in (1.0, -1.0, 0.0) else None
+
+
 def read_class_list(classes: Union[str, Sequence[str], None],
                     what: str = 'classes') -> Optional[List[str]]:
     """Class names from a list or a text file (one name per line).
@@ -58,7 +71,7 @@ def read_class_list(classes: Union[str, Sequence[str], None],
         if not osp.isfile(classes):
             raise FileNotFoundError(f'{what}: class list file {classes} not '
                                     'found (one class name per line)')
-        with open(classes, encoding='utf-8') as f:
+        with open(classes, encoding='utf-8-sig') as f:
             names = [line.strip() for line in f if line.strip()]
         where = classes
     else:
@@ -194,7 +207,8 @@ def _read_csv(path: str, classes: Optional[List[str]]) -> _Builder:
             f'{path}: a CSV has no class list; give classes=[...] or '
             "classes='classes.txt' (one name per line: the column order)")
     builder = _Builder(classes, path)
-    with open(path, newline='', encoding='utf-8') as f:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark
+    with open(path, newline='', encoding='utf-8-sig') as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -223,11 +237,11 @@ def _read_csv(path: str, classes: Optional[List[str]]) -> _Builder:
                                 unique=form == 'wide')
             if form == 'long':
                 raw = rec[cols['label']].strip()
-                if raw not in _LABEL_VALUES:
+                value = _label_value(raw)
+                if value is None:
                     raise ValueError(
                         f'{path}, {where}: label {raw!r} is not 1, -1 or 0')
-                builder.add(row, rec[cols['class']], _LABEL_VALUES[raw],
-                            where)
+                builder.add(row, rec[cols['class']], value, where)
             else:
                 for key, value in (('pos', 1), ('neg', -1)):
                     if key not in cols:

@@ -115,3 +115,52 @@ def test_errors_exit_with_the_cause(tmp_path):
         convert(['--format', 'folder', '--src', str(tmp_path / 'c.txt'
                                                   ).replace('c.txt', ''),
                  '--out', str(tmp_path / 'o.json')])
+
+
+def test_coco_source_refused_like_the_coco_loader(tmp_path):
+    """The converter uses CocoMultiLabel's validated reader: an image-info
+    json (no 'annotations') and duplicate image ids are errors naming the
+    file (and the id), not 100% known negatives / a bare shape error."""
+    import json
+    fx = make_coco_fixture(str(tmp_path), num_train=4, num_val=2,
+                           num_classes=3)
+    src = fx['ann_files']['train']
+    with open(src) as f:
+        data = json.load(f)
+    out = str(tmp_path / 'o.json')
+    info = dict(images=data['images'], categories=data['categories'])
+    bad = str(tmp_path / 'image_info.json')
+    with open(bad, 'w') as f:
+        json.dump(info, f)
+    with pytest.raises(SystemExit, match=r"image_info\.json: no "
+                       r"'annotations' field .*all-negative"):
+        convert(['--format', 'coco', '--src', bad, '--out', out])
+    dup = dict(data, images=data['images'] + [dict(data['images'][1])])
+    with open(bad, 'w') as f:
+        json.dump(dup, f)
+    with pytest.raises(SystemExit) as e:
+        convert(['--format', 'coco', '--src', bad, '--out', out])
+    msg = str(e.value)
+    assert bad in msg and 'duplicate image id' in msg, msg
+    assert repr(data['images'][1]['id']) in msg, msg
+    # --classes reorders the columns, same labels
+    (tmp_path / 'cls.txt').write_text('\n'.join(fx['classes'][::-1]) + '\n')
+    convert(['--format', 'coco', '--src', src, '--out', out,
+             '--classes', str(tmp_path / 'cls.txt')])
+    _, labels, classes = load_partial_annotations(out)
+    assert classes == fx['classes'][::-1]
+    np.testing.assert_array_equal(labels, fx['labels']['train'][:, ::-1])
+
+
+def test_csv_source_with_byte_order_mark(tmp_path):
+    """Classes inferred from an Excel "CSV UTF-8" file (BOM) with pandas'
+    float labels."""
+    src = str(tmp_path / 'excel.csv')
+    with open(src, 'w', encoding='utf-8-sig') as f:
+        f.write('img_path,class,label\na.jpg,zebra,1.0\na.jpg,ant,-1.0\n'
+                'b.jpg,ant,1.0\n')
+    out = str(tmp_path / 'k.json')
+    convert(['--format', 'csv', '--src', src, '--out', out])
+    paths, labels, classes = load_partial_annotations(out)
+    assert classes == ['ant', 'zebra'] and paths == ['a.jpg', 'b.jpg']
+    np.testing.assert_array_equal(labels, [[-1, 1], [1, 0]])

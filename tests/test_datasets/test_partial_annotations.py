@@ -106,6 +106,39 @@ def test_csv_errors_name_line_and_value(tmp_path, text, msg):
     assert msg in str(e.value)
 
 
+def test_csv_with_bom_and_pandas_float_labels(tmp_path):
+    """Excel's "CSV UTF-8" (a byte-order mark) and pandas' float labels
+    (1.0 / -1.0 / 0.0) read as the plain long CSV; a BOM'd class list too.
+    Other numbers are still refused with the file and line."""
+    root = str(tmp_path)
+    _, long_csv, wide_csv = _files(root)
+    text = open(long_csv).read()
+    floats = text.replace(',1\n', ',1.0\n').replace(',-1\n', ',-1.0\n') \
+        .replace(',0\n', ',0.0\n')
+    assert '1.0' in floats and '-1.0' in floats and '0.0' in floats
+    bom = str(tmp_path / 'excel.csv')
+    with open(bom, 'w', encoding='utf-8-sig') as f:
+        f.write(floats)
+    cls_file = str(tmp_path / 'classes.txt')
+    with open(cls_file, 'w', encoding='utf-8-sig') as f:
+        f.write('cat\ndog\ncar\n')
+    for path in (bom, wide_csv):
+        paths, labels, classes = load_partial_annotations(path, cls_file)
+        assert paths == ['a.jpg', 'b.jpg', 'c.jpg'] and classes == CLASSES
+        np.testing.assert_array_equal(labels, EXPECTED)
+    wide_bom = str(tmp_path / 'wide_bom.csv')
+    with open(wide_bom, 'w', encoding='utf-8-sig') as f:
+        f.write(open(wide_csv).read())
+    np.testing.assert_array_equal(
+        load_partial_annotations(wide_bom, CLASSES)[1], EXPECTED)
+    for bad in ('0.5', '2.0', '1.5', 'nan', 'yes'):
+        path = _write(tmp_path / 'bad.csv', 'img_path,class,label\n'
+                      f'a.jpg,cat,1.0\nb.jpg,dog,{bad}\n')
+        with pytest.raises(ValueError, match='bad.csv') as e:
+            load_partial_annotations(path, CLASSES)
+        assert f"line 3: label '{bad}' is not 1, -1 or 0" in str(e.value)
+
+
 @pytest.mark.parametrize('data_list,msg', [
     ([dict(img_path='a.jpg', pos_label=['cow'])],
      "data_list[0].pos_label: unknown class 'cow'"),

@@ -156,6 +156,33 @@ def test_coco_same_labels_as_pycocotools(coco):
     assert ds.metainfo['classes'] == tuple(ref.cats[c]['name'] for c in cats)
 
 
+def test_coco_empty_annotations_list_warned(coco):
+    """``"annotations": []``: every image all-negative, a WARNING naming the
+    file (not silent)."""
+    root, ann, data = coco
+    _write(ann, dict(data, annotations=[]))
+    logger, handler, records = _capture_warnings()
+    try:
+        ds = _build(root)
+    finally:
+        logger.removeHandler(handler)
+    assert (ds.full_labels == -1).all()
+    msgs = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert any(ann in m and '"annotations": []' in m and 'all-negative' in m
+               for m in msgs), msgs
+
+
+def test_one_unique_id_checker():
+    """CocoMultiLabel and the VOC / VG lists share check_unique_ids."""
+    from mlrpl_mm.datasets import coco_multi_label
+    from mlrpl_mm.datasets.base_multi_label import check_unique_ids
+    assert coco_multi_label.check_unique_ids is check_unique_ids
+    assert not hasattr(CocoMultiLabel, '_check_unique')
+    with pytest.raises(ValueError, match=r"f\.json: 1 duplicate image id\(s\)"
+                       r", e\.g\. \[3\]; .* \(harm\)"):
+        check_unique_ids([1, 3, 2, 3], 'image id', 'f.json', 'harm')
+
+
 # ------------------------------------------------------- VOC / VG / NUS-WIDE
 def test_voc_empty_and_duplicate_split_file(tmp_path):
     voc = make_voc_fixture(str(tmp_path), split_sizes={'trainval': 4})

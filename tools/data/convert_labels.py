@@ -45,7 +45,6 @@ Examples::
 import argparse
 import csv
 import glob
-import json
 import os
 import os.path as osp
 import sys
@@ -183,33 +182,24 @@ def from_voc(src: str, classes_spec: Optional[str], unlisted: str,
 
 def from_coco(src: str, classes_spec: Optional[str],
               unlisted: str) -> Tuple[List[str], np.ndarray, List[str]]:
+    """The validated reader of ``CocoMultiLabel`` (same labels, order and
+    class names); ``--classes`` reorders the columns (a listed class the
+    json lacks gets the ``--unlisted`` value)."""
+    from mlrpl_mm.datasets.coco_multi_label import read_coco_labels
     if not osp.isfile(src):
         raise FileNotFoundError(f'--src {src}: no such file')
-    with open(src) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f'{src}: not valid JSON: {e}')
-    for key in ('images', 'categories'):
-        if key not in data:
-            raise ValueError(f"{src}: no '{key}' field (COCO instances json)")
-    cats = sorted(data['categories'], key=lambda c: c['id'])
-    names = {c['id']: c['name'] for c in cats}
-    classes = _classes_or([c['name'] for c in cats], classes_spec) \
-        if classes_spec else [c['name'] for c in cats]
-    rows = {img['id']: r for r, img in enumerate(data['images'])}
-    labels = np.full((len(rows), len(classes)),
-                     -1 if unlisted == 'negative' else 0, np.int8)
-    for ann in data.get('annotations', []):
-        if ann['image_id'] not in rows:
-            raise ValueError(f'{src}: annotation {ann.get("id")} refers to '
-                             f'unknown image_id {ann["image_id"]}')
-        if ann['category_id'] not in names:
-            raise ValueError(f'{src}: annotation {ann.get("id")} has unknown '
-                             f'category_id {ann["category_id"]}')
-        c = _index(classes, names[ann['category_id']], src)
-        labels[rows[ann['image_id']], c] = 1
-    return [img['file_name'] for img in data['images']], labels, classes
+    images, names, coco = read_coco_labels(src)
+    fill = -1 if unlisted == 'negative' else 0
+    if classes_spec is None:
+        classes = names
+        labels = np.where(coco == 1, 1, fill).astype(np.int8)
+    else:
+        classes = _classes_or(names, classes_spec)
+        labels = np.full((len(images), len(classes)), fill, np.int8)
+        for j, name in enumerate(names):
+            c = _index(classes, name, src)
+            labels[:, c] = np.where(coco[:, j] == 1, 1, fill)
+    return [img['file_name'] for img in images], labels, classes
 
 
 def from_csv(src: str, classes_spec: Optional[str],
@@ -221,7 +211,7 @@ def from_csv(src: str, classes_spec: Optional[str],
     classes = classes_spec
     if classes is None:
         found = set()
-        with open(src, newline='', encoding='utf-8') as f:
+        with open(src, newline='', encoding='utf-8-sig') as f:
             reader = csv.reader(f)
             header = [h.strip() for h in next(reader, [])]
             for rec in reader:
