@@ -7,8 +7,9 @@ from .apl_hook import APLHook
 from .sigrl_label_set_hook import SigRLLabelSetHook
 from .class_count_check_hook import ClassCountCheckHook
 from .random_state_hook import RandomStateHook
+from .prompt_class_names_hook import PromptClassNamesHook
 
 __all__ = ['CSTPrototypeHook', 'PseudoLabelPrecisionHook', 'LabelGraphHook',
     'BlendWeightClampHook', 'PPRBPrototypeHook', 'APLHook', 'SigRLLabelSetHook',
-    'ClassCountCheckHook', 'RandomStateHook'
+    'ClassCountCheckHook', 'RandomStateHook', 'PromptClassNamesHook'
 ]
