@@ -203,9 +203,6 @@ def test_head_logits_probability_and_loss_equal_direct_asl():
     loss.backward()
     names = {n for n, q in head.named_parameters() if q.grad is not None}
     assert names == {'prompt_learner.ctx_pos', 'prompt_learner.ctx_neg'}
-    # unknown entries do not contribute
-    target2 = target.clone()
-    target2[target == 0] = 0
     with pytest.raises(ValueError, match='class-count mismatch'):
         head.loss(feats, _samples(torch.zeros(3, 5)))
     with pytest.raises(ValueError, match='text tower gives 64-d'):
@@ -412,3 +409,33 @@ def test_protocol_configs():
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == 2 * 80 * 16 * 512 == 1310720
     assert model.backbone.embed_dims == model.head.prompt_learner.embed_dims
+
+
+def test_vit_tower_with_dualcoop_head():
+    """ViT towers: the projected patch tokens are the regions;
+    trainable='none' freezes the tower."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='OpenCLIPBackbone', model_name='mlrpl-tiny-vit',
+                          pretrained=None, trainable='none',
+                          fallback_to_random=False),
+            neck=None,
+            head=dict(type='DualCoOpHead', num_classes=2,
+                      class_names=['cat', 'dog'],
+                      prompt_learner=dict(
+                          type='DualPromptLearner', n_ctx=4,
+                          text_encoder=dict(model_name='mlrpl-tiny-vit')))))
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    x = torch.randn(2, 3, 64, 64)
+    P, _ = model.extract_feat(x)
+    assert P.shape == (2, 16, 64)
+    logits = model(x, mode='tensor')
+    assert logits.shape == (2, 2)
+    f = F.normalize(P, dim=-1)
+    t_pos, t_neg = model.head.prompt_learner()
+    scale = model.head.logit_scale
+    ref = scale * (region_aggregation(f, t_pos, 0.02) -
+                   region_aggregation(f, t_neg, 0.02))
+    torch.testing.assert_close(logits, ref, rtol=1e-4, atol=1e-4)
