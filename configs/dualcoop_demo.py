@@ -47,8 +47,11 @@ model = dict(
                   clip=0.05, reduction='sum')),
 )
 custom_hooks = [dict(type='PromptClassNamesHook')]
+# Adam 1e-3 as the other demo configs (from-scratch training of the tower;
+# the paper's SGD 0.002 on the prompts alone is the protocol configs'):
+# SGD lr 0.005 reached 32.27 mAP in 4 epochs (measured)
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.005, momentum=0.9, weight_decay=5e-4))
+    optimizer=dict(type='Adam', lr=1e-3, weight_decay=1e-4))
 param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, T_max=4,
                        convert_to_iter_based=True)
 train_cfg = dict(by_epoch=True, max_epochs=4, val_interval=2)
