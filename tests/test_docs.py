@@ -182,11 +182,13 @@ def test_method_metafiles_cover_their_configs():
     """Every config of the HST / DSRB / baseline families has a model entry."""
     listed = set()
     for meta in ('docs/hst/metafile.yml', 'docs/dsrb/metafile.yml',
-                 'docs/baselines/metafile.yml', 'docs/sigrl/metafile.yml'):
+                 'docs/baselines/metafile.yml', 'docs/sigrl/metafile.yml',
+                 'docs/dualcoop/metafile.yml'):
         with open(osp.join(ROOT, meta)) as f:
             listed |= {osp.splitext(osp.basename(m['Config']))[0]
                        for m in yaml.safe_load(f)['Models']}
-    family = re.compile(r'^(hst|ist|cst|ssgrl|dsrb|iprb|pprb|pbce|spml|sigrl)_')
+    family = re.compile(
+        r'^(hst|ist|cst|ssgrl|dsrb|iprb|pprb|pbce|spml|sigrl|dualcoop)_')
     missing = sorted(c for c in CONFIGS if family.match(c) and c not in listed)
     assert not missing, missing
 

@@ -10,9 +10,10 @@ from .random_state_hook import RandomStateHook
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .required_hooks_check_hook import RequiredHooksCheckHook
 from .supervision_check_hook import SupervisionCheckHook
+from .prompt_class_names_hook import PromptClassNamesHook
 
 __all__ = ['CSTPrototypeHook', 'PseudoLabelPrecisionHook', 'LabelGraphHook',
     'BlendWeightClampHook', 'PPRBPrototypeHook', 'APLHook', 'SigRLLabelSetHook',
     'ClassCountCheckHook', 'RandomStateHook', 'AtomicCheckpointHook',
-    'RequiredHooksCheckHook', 'SupervisionCheckHook'
+    'RequiredHooksCheckHook', 'SupervisionCheckHook', 'PromptClassNamesHook'
 ]

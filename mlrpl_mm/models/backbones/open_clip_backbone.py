@@ -1,4 +1,10 @@
-"""open_clip ViT image tower returning projected CLS and patch tokens."""
+"""open_clip image towers returning projected global and spatial tokens.
+
+ViT towers: projected CLS and patch tokens. ModifiedResNet towers (CLIP
+RN50 / RN101): the attention-pool output and dense tokens (the pool's value
+and output projections applied at every location), see
+:func:`resnet_attnpool_tokens`.
+"""
 import copy
 import json
 import logging
@@ -21,6 +27,15 @@ EXTRA_OPEN_CLIP_CONFIGS = {
         embed_dim=64,
         vision_cfg=dict(image_size=64, layers=2, width=64, patch_size=16,
                         head_width=32),
+        text_cfg=dict(context_length=77, vocab_size=49408, width=64,
+                      heads=2, layers=2)),
+    # CLIP ModifiedResNet in miniature (one bottleneck per stage, stem width
+    # 8 -> 256 channels after layer4, 64 px -> 2x2 map): random weights only,
+    # for DualCoOp tests and the demo (``model_name='mlrpl-tiny-rn'``)
+    'mlrpl-tiny-rn': dict(
+        embed_dim=64,
+        vision_cfg=dict(image_size=64, layers=[1, 1, 1, 1], width=8,
+                        head_width=64),
         text_cfg=dict(context_length=77, vocab_size=49408, width=64,
                       heads=2, layers=2)),
 }
@@ -174,13 +189,19 @@ def build_open_clip_visual(model_name: str = 'ViT-B-16',
 
 @MODELS.register_module()
 class OpenCLIPBackbone(BaseModule):
-    r"""open_clip ViT image tower for SigRL.
+    r"""open_clip image tower (ViT for SigRL; ViT or CLIP ResNet for
+    DualCoOp).
 
     Tokens after the last block are normalised by ``ln_post`` and projected
     by the visual projection W (width -> D):
 
     .. math:: g = \mathrm{LN}(z_0) W \in \mathbb{R}^{B \times D}, \quad
         P = \mathrm{LN}(z_{1..L}) W \in \mathbb{R}^{B \times L \times D}
+
+    CLIP ResNet towers (``'RN50'``, ``'RN101'``, ...; open_clip's
+    ModifiedResNet) give g = the attention-pool output and P = the dense
+    tokens of :func:`resnet_attnpool_tokens` (L = H W / 32^2 locations, the
+    pool's positional embedding resized to the input).
 
     Outputs ``(P, g)`` (so ``feats[-1]`` is the pooled global feature, usable
     by plain linear heads); with ``with_teacher`` in training mode
@@ -203,8 +224,11 @@ class OpenCLIPBackbone(BaseModule):
             automatic, on when the pretrained tag was trained with it (the
             OpenAI weights), so ``'ViT-B-16'`` + ``'openai'`` is the right
             network too; False leaves the activation to the model config.
-        trainable (str | int): ``'all'`` or n: only the last n blocks plus
-            ``ln_post`` and the projection train. Defaults to ``'all'``.
+        trainable (str | int): ``'all'``; ``'none'`` (frozen tower kept in
+            eval mode, e.g. DualCoOp); or n: only the last n blocks plus
+            ``ln_post`` and the projection train (ResNet towers: the last n
+            of the 4 residual stages plus the attention pool, with the BN
+            of the frozen parts in eval mode). Defaults to ``'all'``.
         with_teacher (bool): Keep a frozen copy of the initial tower and
             return its global feature in training. Defaults to False.
         cache_dir (str, optional): open_clip download cache.
@@ -229,6 +253,10 @@ class OpenCLIPBackbone(BaseModule):
                                              model_cfg, quick_gelu, cache_dir,
                                              fallback_to_random)
         v = self.visual
+        self.is_resnet = is_open_clip_resnet(v)
+        if self.is_resnet:
+            self._init_resnet(trainable, with_teacher, pretrained)
+            return
         for attr in ('conv1', 'transformer', 'ln_post', 'proj'):
             if not hasattr(v, attr):
                 raise NotImplementedError(
@@ -257,6 +285,10 @@ class OpenCLIPBackbone(BaseModule):
     def _set_trainable(self, trainable: Union[str, int]) -> None:
         if trainable == 'all':
             return
+        if trainable == 'none':
+            for p in self.visual.parameters():
+                p.requires_grad = False
+            return
         if not isinstance(trainable, int) or isinstance(trainable, bool) or \
                 not 0 <= trainable <= self.num_layers:
             raise ValueError(
@@ -276,6 +308,10 @@ class OpenCLIPBackbone(BaseModule):
         super().train(mode)
         if self.with_teacher:
             self.teacher.eval()
+        if mode and self.trainable == 'none':
+            self.visual.eval()      # frozen tower: no BN statistics update
+        elif mode and self.is_resnet:
+            self._resnet_frozen_bn_eval()
         return self
 
     @staticmethod
@@ -288,6 +324,8 @@ class OpenCLIPBackbone(BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Args: x (B, 3, H, W). Returns (P (B, L, D), g (B, D)), plus the
         teacher's g first in training with ``with_teacher``."""
+        if self.is_resnet:
+            return self._resnet_forward(x)
         tokens, glob = self._tokens(self.visual, x)
         if self.with_teacher and self.training:
             with torch.no_grad():
@@ -305,6 +343,8 @@ class OpenCLIPBackbone(BaseModule):
         backbone (heads): num_layers + 1. Returns (depth, num_layers + 2).
         """
         max_depth = self.num_layers + 2
+        if self.is_resnet:
+            return self._resnet_layer_depth(param_name, prefix)
         if not param_name.startswith(prefix):
             return max_depth - 1, max_depth
         name = param_name[len(prefix):]
@@ -315,3 +355,145 @@ class OpenCLIPBackbone(BaseModule):
                 'patch_dropout'):
             return 0, max_depth
         return max_depth - 1, max_depth
+
+    # ------------------------------------------------------------------
+    # CLIP ModifiedResNet towers (RN50 / RN101 ...): separate from the ViT
+    # path above.
+    def _init_resnet(self, trainable: Union[str, int], with_teacher: bool,
+                     pretrained: Optional[str]) -> None:
+        """ResNet tower: stages ``layer1..layer4`` + attention pool."""
+        if with_teacher:
+            raise NotImplementedError('OpenCLIPBackbone: with_teacher is '
+                                      'implemented for ViT towers only')
+        self.with_teacher = False
+        self.num_layers = 4
+        self.embed_dims = self.visual.attnpool.c_proj.out_features
+        self.trainable = trainable
+        self._set_trainable_resnet(trainable)
+        if pretrained is None:
+            print_log('OpenCLIPBackbone: random initialisation '
+                      '(pretrained=None)', logger='current')
+
+    def _set_trainable_resnet(self, trainable: Union[str, int]) -> None:
+        """``'all'``; ``'none'`` (frozen, eval mode: DualCoOp); or n in
+        [0, 4]: the last n residual stages and the attention pool train
+        (their BN too), the stem and earlier stages are frozen with BN in
+        eval mode."""
+        if trainable == 'all':
+            return
+        if trainable == 'none':
+            for p in self.visual.parameters():
+                p.requires_grad = False
+            return
+        if not isinstance(trainable, int) or isinstance(trainable, bool) or \
+                not 0 <= trainable <= 4:
+            raise ValueError(
+                "OpenCLIPBackbone (ResNet tower): trainable must be 'all', "
+                f"'none' or an int in [0, 4] (residual stages), got "
+                f'{trainable!r}')
+        for name, p in self.visual.named_parameters():
+            p.requires_grad = name.split('.')[0] in \
+                self._resnet_trainable_parts()
+
+    def _resnet_trainable_parts(self) -> Tuple[str, ...]:
+        if self.trainable == 'all':
+            return ('conv1', 'bn1', 'conv2', 'bn2', 'conv3', 'bn3', 'layer1',
+                    'layer2', 'layer3', 'layer4', 'attnpool')
+        if self.trainable == 'none':
+            return ()
+        stages = ('layer1', 'layer2', 'layer3', 'layer4')
+        return stages[4 - self.trainable:] + ('attnpool', )
+
+    def _resnet_frozen_bn_eval(self) -> None:
+        """BatchNorm of frozen parts stays in eval mode (no statistics
+        update) while the rest trains."""
+        parts = self._resnet_trainable_parts()
+        for name, m in self.visual.named_children():
+            if name not in parts:
+                m.eval()
+
+    def _resnet_forward(self, x: torch.Tensor
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
+        v = self.visual
+        x = v.stem(x)
+        x = v.layer4(v.layer3(v.layer2(v.layer1(x))))
+        return resnet_attnpool_tokens(v.attnpool, x)
+
+    def _resnet_layer_depth(self, param_name: str, prefix: str
+                            ) -> Tuple[int, int]:
+        """Stem 0, layer i -> i, attention pool and heads 5; of 6."""
+        name = param_name[len(prefix):] if param_name.startswith(prefix) \
+            else ''
+        part = name.split('.')[1] if name.startswith('visual.') else ''
+        if part.startswith('layer') and part[5:].isdigit():
+            return int(part[5:]), 6
+        if part in ('conv1', 'bn1', 'conv2', 'bn2', 'conv3', 'bn3'):
+            return 0, 6
+        return 5, 6
+
+
+def is_open_clip_resnet(visual: nn.Module) -> bool:
+    """Whether ``visual`` is open_clip's ModifiedResNet (CLIP RN towers)."""
+    from open_clip.modified_resnet import ModifiedResNet
+    return isinstance(visual, ModifiedResNet)
+
+
+def attnpool_positional_embedding(attnpool: nn.Module, h: int, w: int
+                                  ) -> torch.Tensor:
+    """The attention pool's positional embedding for an (h, w) map, (1 + hw,
+    C): the spatial part bicubically resized from its native s x s grid
+    (s = image_size / 32) when (h, w) differs (e.g. 448 px input on 224 px
+    weights: 14 x 14 from 7 x 7); row 0 (the mean token) unchanged."""
+    pos = attnpool.positional_embedding
+    s = int(round((pos.shape[0] - 1) ** 0.5))
+    if (h, w) == (s, s):
+        return pos
+    grid = pos[1:].reshape(1, s, s, -1).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid.float(), size=(h, w),
+                                           mode='bicubic',
+                                           align_corners=False)
+    grid = grid.to(pos.dtype).permute(0, 2, 3, 1).reshape(h * w, -1)
+    return torch.cat([pos[:1], grid], 0)
+
+
+def resnet_attnpool_tokens(attnpool: nn.Module, x: torch.Tensor
+                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+    r"""Global and dense tokens of CLIP's attention pool.
+
+    With the layer4 map x (B, C, H, W), its locations :math:`x_l` and mean
+    :math:`x_0`, positional embeddings :math:`e_l` (resized to H x W by
+    :func:`attnpool_positional_embedding`):
+
+    .. math::
+        g = \mathrm{MHA}(q = x_0 + e_0,\ k = v = \{x_l + e_l\}_{l=0}^{HW}),
+        \qquad P_l = W_c (W_v (x_l + e_l) + b_v) + b_c
+
+    g is open_clip's ``AttentionPool2d`` output (equal to it at the native
+    resolution); the dense tokens P apply the pool's value and output
+    projections to every location (the DualCoOp region features). Since the
+    pool's output is an attention-weighted average of such terms, g lies in
+    the convex hull of :math:`\{P_l\} \cup \{P_0\}`.
+
+    Returns:
+        (P (B, HW, D), g (B, D)).
+    """
+    import torch.nn.functional as F
+    b, c, h, w = x.shape
+    tokens = x.reshape(b, c, h * w).permute(2, 0, 1)            # (HW, B, C)
+    tokens = torch.cat([tokens.mean(dim=0, keepdim=True), tokens], 0)
+    pos = attnpool_positional_embedding(attnpool, h, w)
+    tokens = tokens + pos[:, None, :].to(tokens.dtype)
+    glob, _ = F.multi_head_attention_forward(
+        query=tokens[:1], key=tokens, value=tokens,
+        embed_dim_to_check=c, num_heads=attnpool.num_heads,
+        q_proj_weight=attnpool.q_proj.weight,
+        k_proj_weight=attnpool.k_proj.weight,
+        v_proj_weight=attnpool.v_proj.weight, in_proj_weight=None,
+        in_proj_bias=torch.cat([attnpool.q_proj.bias, attnpool.k_proj.bias,
+                                attnpool.v_proj.bias]),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.,
+        out_proj_weight=attnpool.c_proj.weight,
+        out_proj_bias=attnpool.c_proj.bias, use_separate_proj_weight=True,
+        training=False, need_weights=False)
+    dense = attnpool.c_proj(attnpool.v_proj(tokens[1:]))     # (HW, B, D)
+    return dense.permute(1, 0, 2), glob[0]

@@ -4,6 +4,7 @@ from .sigrl_head import SigRLHead
 from .dsrb_head import DSRBHead
 from .hst_head import HSTHead
 from .ssgrl_head import SSGRLHead
+from .dualcoop_head import DualCoOpHead, region_aggregation
 
-__all__ = ['HSTHead', 'SSGRLHead',
+__all__ = ['HSTHead', 'SSGRLHead', 'DualCoOpHead', 'region_aggregation',
            'BasePartialLabelHead', 'PartialLabelClsHead', 'SigRLHead', 'DSRBHead']

@@ -11,11 +11,12 @@ from .pprb import PPRB, energy_quadrants
 from .intra_semantic_transfer import IntraSemanticTransfer
 from .cross_semantic_transfer import CrossSemanticTransfer
 from .kmeans import kmeans
+from .dual_prompt_learner import DualPromptLearner
 
 __all__ = [
     'IntraSemanticTransfer', 'CrossSemanticTransfer', 'kmeans',
     'CLIPClassEmbedding', 'LearnableClassEmbedding', 'NpyClassEmbedding',
     'ElementWiseLinear', 'GatedGNN', 'SemanticDecoupling', 'SemanticTrunk',
     'GMC', 'GATv2Layer', 'SVFR', 'chunked_attention',
-    'IPRB', 'PPRB', 'energy_quadrants'
+    'IPRB', 'PPRB', 'energy_quadrants', 'DualPromptLearner'
 ]

@@ -1,0 +1,3 @@
+# DualCoOp, CLIP RN101, VG-200, 40% known labels (seed-0 protocol).
+_base_ = ['./_base_/dualcoop/dualcoop_vg.py']
+train_dataloader = dict(dataset=dict(known_ratio=0.4))
