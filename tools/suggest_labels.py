@@ -34,6 +34,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
+from mlrpl_mm.apis.suggest import STRATEGIES  # noqa: E402
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
@@ -46,8 +48,10 @@ def parse_args(argv=None):
     p.add_argument('--out', default=None,
                    help='suggest: the CSV to write (default '
                    'suggestions.csv); merge: the merged JSON (required)')
-    p.add_argument('--strategy', choices=['uncertainty', 'random'],
-                   default='uncertainty')
+    p.add_argument('--strategy', choices=list(STRATEGIES),
+                   default='uncertainty',
+                   help='priority of an unknown entry (mlrpl_mm/apis/'
+                   'suggest.py; measured in docs/own_data.md)')
     p.add_argument('--seed', type=int, default=0, help='random strategy')
     p.add_argument('--balance', choices=['none', 'class'], default='none',
                    help='class: the classes take turns (round-robin by '
@@ -112,13 +116,13 @@ def suggest(args, cfg):
                                classes=classes,
                                trust_checkpoint=args.trust_checkpoint)
     votes, branches = None, []
-    if args.strategy == 'uncertainty':
+    if args.strategy != 'random':
         scores = inf.predict_scores(full_paths, args.batch_size)
         if scores.shape != partial.shape:
             raise ValueError(f'the model gives {scores.shape[1]} scores per '
                              f'image, the training set has {len(classes)} '
                              'classes')
-        if not args.no_pseudo:
+        if not args.no_pseudo and 'uncertain' in args.strategy:
             votes, branches = pseudo_label_votes(inf, full_paths, partial,
                                                  args.batch_size)
     else:

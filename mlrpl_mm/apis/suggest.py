@@ -8,8 +8,18 @@ Priority of an unknown entry (i, c), with p the model's score:
   :math:`v_k \\in \\{0, 1\\}` of the model (p > 0.5) and of each pseudo-label
   branch (pseudo score > 0), :math:`d = 1 - |\\frac{1}{V}\\sum_k (2 v_k - 1)|`
   in [0, 1] (0 when all agree);
-- priority :math:`u + d`; the entries with the largest priority first (ties:
-  image order, then class order).
+- priority :math:`u + d` (``strategy='uncertainty'``); the entries with the
+  largest priority first (ties: image order, then class order).
+
+Other strategies (``rank_unknown_entries(strategy=...)``):
+
+- ``'positive'``: priority :math:`p` (likely positives first). Positives are
+  rare in multi-label data, so K random entries are mostly negatives, while
+  partial BCE learns most from a new positive;
+- ``'rare-positive'``: priority :math:`p / (1 + n_c)` with :math:`n_c` the
+  number of known positives of class c (likely positives of the classes with
+  the fewest known positives first; mAP averages the classes);
+- ``'random'``: uniform over the unknown entries.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -45,6 +55,10 @@ def entry_priority(scores: np.ndarray,
         allv = np.concatenate([votes, (scores > 0.5)[None]], 0)
         priority = priority + 1 - np.abs((2 * allv - 1).mean(0))
     return priority
+
+
+STRATEGIES = ('positive', 'rare-positive', 'uncertain-positive',
+              'uncertainty', 'random')
 
 
 def rank_unknown_entries(scores: np.ndarray,
@@ -89,13 +103,21 @@ def rank_unknown_entries(scores: np.ndarray,
         pick = rng.choice(len(unknown), min(budget, len(unknown)),
                           replace=False)
         return unknown[pick], np.full(len(pick), np.nan)
-    if strategy != 'uncertainty':
-        raise ValueError("strategy must be 'uncertainty' or 'random', got "
+    if strategy not in STRATEGIES:
+        raise ValueError(f'strategy must be one of {STRATEGIES}, got '
                          f'{strategy!r}')
     if balance not in ('class', 'none'):
         raise ValueError("balance must be 'class' or 'none', got "
                          f'{balance!r}')
-    pri = entry_priority(scores, votes)[unknown[:, 0], unknown[:, 1]]
+    if strategy == 'uncertainty':
+        full = entry_priority(scores, votes)
+    elif strategy == 'uncertain-positive':
+        full = entry_priority(scores, votes) + np.asarray(scores, np.float64)
+    else:
+        full = entry_priority(scores) * 0 + np.asarray(scores, np.float64)
+        if strategy == 'rare-positive':
+            full = full / (1 + (partial == 1).sum(0))[None]
+    pri = full[unknown[:, 0], unknown[:, 1]]
     order = np.argsort(-pri, kind='stable')
     if balance == 'class':
         # rank of each entry within its class, then (rank, -priority)
