@@ -110,3 +110,25 @@ def test_merge_answers(tmp_path):
     answers.write_text('img_path,class,label\nc.jpg,z,1\n')
     with pytest.raises(ValueError, match="image 'c.jpg' is not in"):
         merge_answers(ann, str(answers), out)
+
+
+def test_positive_strategies_rank_likely_positives_first():
+    scores = np.array([[0.5, 0.45, 0.99], [0.52, 0.1, 0.6]])
+    partial = np.array([[1, 0, 0], [0, 0, -1]], np.int8)
+    # positive: p largest first, among the unknown entries
+    entries, pri = rank_unknown_entries(scores, partial, 4,
+                                        strategy='positive')
+    assert entries.tolist() == [[0, 2], [1, 0], [0, 1], [1, 1]]
+    np.testing.assert_allclose(pri, [0.99, 0.52, 0.45, 0.1])
+    # rare-positive: p / (1 + known positives of the class); class 0 has 1
+    entries, pri = rank_unknown_entries(scores, partial, 4,
+                                        strategy='rare-positive')
+    assert entries.tolist() == [[0, 2], [0, 1], [1, 0], [1, 1]]
+    np.testing.assert_allclose(pri, [0.99, 0.45, 0.26, 0.1])
+    # uncertain-positive: u + p
+    entries, pri = rank_unknown_entries(scores, partial, 4,
+                                        strategy='uncertain-positive')
+    assert entries.tolist() == [[1, 0], [0, 1], [0, 2], [1, 1]]
+    np.testing.assert_allclose(pri, [1.48, 1.35, 1.01, 0.3])
+    with pytest.raises(ValueError, match='strategy must be one of'):
+        rank_unknown_entries(scores, partial, 2, strategy='entropy')
