@@ -74,9 +74,13 @@ def fit_cell_model(x: np.ndarray, partial: np.ndarray, iters: int = 150):
     x = torch.as_tensor(x)
     t = torch.as_tensor(partial == 1, dtype=torch.float32)
     m = torch.as_tensor(partial != 0, dtype=torch.float32)
-    w = torch.zeros(x.shape[-1], t.shape[1], requires_grad=True)
+    # small fixed random start: from w = 0 all cells tie in the max and
+    # L-BFGS with a line search can stop at the constant model
+    w = (1e-2 * torch.randn(x.shape[-1], t.shape[1], generator=torch.Generator(
+        ).manual_seed(0))).requires_grad_()
     b = torch.zeros(t.shape[1], requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=iters)
+    opt = torch.optim.LBFGS([w, b], max_iter=iters,
+                            line_search_fn='strong_wolfe')
 
     def closure():
         opt.zero_grad()
@@ -101,7 +105,8 @@ def mean_ap(scores, labels) -> float:
 
 
 def cheap_gain(xtr, ytr, xva, yva, known: float, budget: int,
-               mask_seed: int, random_seeds, balance: str = 'none') -> dict:
+               mask_seed: int, random_seeds, balance: str = 'none',
+               strategy: str = 'uncertainty') -> dict:
     """One mask: val mAP before, after the suggested K, after K random
     entries (per seed)."""
     from mlrpl_mm.apis.suggest import rank_unknown_entries
@@ -117,7 +122,8 @@ def cheap_gain(xtr, ytr, xva, yva, known: float, budget: int,
         p[entries[:, 0], entries[:, 1]] = ytr[entries[:, 0], entries[:, 1]]
         return mean_ap(fit_cell_model(xtr, p)(xva), yva)
 
-    sug, _ = rank_unknown_entries(scores, partial, budget, balance=balance)
+    sug, _ = rank_unknown_entries(scores, partial, budget,
+                                  strategy=strategy, balance=balance)
     rand = [annotate(rank_unknown_entries(scores, partial, budget,
                                           strategy='random', seed=s)[0])
             for s in random_seeds]
@@ -140,7 +146,7 @@ def run_cheap(args):
     for ms in range(args.masks):
         t0 = time.time()
         r = cheap_gain(xtr, ytr, xva, yva, args.known, args.budget, ms,
-                       range(args.seeds), args.balance)
+                       range(args.seeds), args.balance, args.strategy)
         rows.append(r)
         print(f"mask {ms}: base {r['base']:.2f}  suggested "
               f"{r['suggested']:.2f}  random {r['random_mean']:.2f} +- "
@@ -205,9 +211,9 @@ def run_network(args):
     base, wd, ckpt = train_test('base', 'train.json')
     print(f'base: {base:.2f} [{time.time() - t0:.0f} s]', flush=True)
     res = {}
-    for strat, seed in [('uncertainty', 0)] + [('random', s)
+    for strat, seed in [(args.strategy, 0)] + [('random', s)
                                                 for s in range(args.seeds)]:
-        tag = f'{strat}{seed}'
+        tag = 'suggested' if strat != 'random' else f'random{seed}'
         csv_out = osp.join(work, f'{tag}.csv')
         _run([py, 'tools/suggest_labels.py', osp.join(wd, 'pbce_own_data.py'),
               ckpt, '--budget', str(args.budget), '--strategy', strat,
@@ -218,7 +224,7 @@ def run_network(args):
         res[tag] = train_test(tag, f'train_{tag}.json')[0]
         print(f'{tag}: {res[tag]:.2f} [{time.time() - t0:.0f} s]', flush=True)
     rand = [v for k, v in res.items() if k.startswith('random')]
-    print(f"network: base {base:.2f}, suggested {res['uncertainty0']:.2f}, "
+    print(f"network: base {base:.2f}, {args.strategy} {res['suggested']:.2f}, "
           f'random {np.mean(rand):.2f} +- {np.std(rand):.2f} over '
           f'{len(rand)} seeds')
     return dict(base=base, **res)
@@ -238,6 +244,8 @@ def main(argv=None):
     p.add_argument('--epochs', type=int, default=6)
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--balance', choices=['none', 'class'], default='none')
+    p.add_argument('--strategy', default='uncertainty',
+                   help='the strategy of the suggested K')
     args = p.parse_args(argv)
     return run_cheap(args) if args.mode == 'cheap' else run_network(args)
 
