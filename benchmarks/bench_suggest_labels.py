@@ -224,7 +224,8 @@ def run_network(args):
         res[tag] = train_test(tag, f'train_{tag}.json')[0]
         print(f'{tag}: {res[tag]:.2f} [{time.time() - t0:.0f} s]', flush=True)
     rand = [v for k, v in res.items() if k.startswith('random')]
-    print(f"network: base {base:.2f}, {args.strategy} {res['suggested']:.2f}, "
+    print(f'network: base {base:.2f}, {args.strategy} '
+          f"{res['suggested']:.2f}, "
           f'random {np.mean(rand):.2f} +- {np.std(rand):.2f} over '
           f'{len(rand)} seeds')
     return dict(base=base, **res)
@@ -243,8 +244,10 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, default=10)
     p.add_argument('--epochs', type=int, default=6)
     p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--balance', choices=['none', 'class'], default='none')
-    p.add_argument('--strategy', default='uncertainty',
+    from mlrpl_mm.apis.suggest import DEFAULT_BALANCE, DEFAULT_STRATEGY
+    p.add_argument('--balance', choices=['none', 'class'],
+                   default=DEFAULT_BALANCE)
+    p.add_argument('--strategy', default=DEFAULT_STRATEGY,
                    help='the strategy of the suggested K')
     args = p.parse_args(argv)
     return run_cheap(args) if args.mode == 'cheap' else run_network(args)

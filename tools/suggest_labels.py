@@ -34,7 +34,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mlrpl_mm.apis.suggest import STRATEGIES  # noqa: E402
+from mlrpl_mm.apis.suggest import (DEFAULT_BALANCE,  # noqa: E402
+                                   DEFAULT_STRATEGY, STRATEGIES)
 
 
 def parse_args(argv=None):
@@ -49,11 +50,12 @@ def parse_args(argv=None):
                    help='suggest: the CSV to write (default '
                    'suggestions.csv); merge: the merged JSON (required)')
     p.add_argument('--strategy', choices=list(STRATEGIES),
-                   default='uncertainty',
+                   default=DEFAULT_STRATEGY,
                    help='priority of an unknown entry (mlrpl_mm/apis/'
                    'suggest.py; measured in docs/own_data.md)')
     p.add_argument('--seed', type=int, default=0, help='random strategy')
-    p.add_argument('--balance', choices=['none', 'class'], default='none',
+    p.add_argument('--balance', choices=['none', 'class'],
+                   default=DEFAULT_BALANCE,
                    help='class: the classes take turns (round-robin by '
                    'priority) instead of the global priority order')
     p.add_argument('--no-pseudo', action='store_true',

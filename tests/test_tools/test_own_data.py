@@ -86,7 +86,8 @@ def test_own_data_end_to_end(demo_data, tmp_path, capsys):
     sugg = str(tmp_path / 'to_annotate.csv')
     proc = run_tool([sys.executable, 'tools/suggest_labels.py', cfg, ckpt,
                      '--budget', '30', '--out', sugg, '--oracle',
-                     f'{root}/oracle_labels.csv'])
+                     f'{root}/oracle_labels.csv', '--strategy', 'uncertainty',
+                     '--balance', 'none'])
     assert f'30 of {int((train == 0).sum())} unknown entries suggested' \
         in proc.stdout
     with open(sugg) as f:
