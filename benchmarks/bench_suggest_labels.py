@@ -2,21 +2,21 @@
 """Does annotating the entries tools/suggest_labels.py suggests raise mAP
 more than annotating as many random unknown entries?
 
-Cheap protocol (``--mode cheap``, seconds; what tests/test_tools/
-test_suggest_labels.py runs once): the demo dataset
+Cheap protocol (``--mode cheap``, seconds per mask): the demo dataset
 (``tools/data/make_demo_dataset.py``), a known-proportion mask of the training
 labels, and a small fixed model retrained in closed form each round: a linear
 classifier applied to each of the 4 cells of a mosaic (8x8 grey pixels),
-max-pooled over the cells, trained with partial BCE (L-BFGS, from zero). The
-ranking is the tool's (``mlrpl_mm.apis.suggest.rank_unknown_entries``,
-uncertainty of the model's score); the oracle answers the K entries from the
+max-pooled over the cells, trained with partial BCE (L-BFGS with a
+strong-Wolfe line search, from a small fixed random start). The ranking is the
+tool's (``mlrpl_mm.apis.suggest.rank_unknown_entries``, ``--strategy`` /
+``--balance``, the tool's defaults unless given); the oracle answers the K entries from the
 hidden full labels; the model is retrained and the val mAP (sklearn AP over
 all val labels) compared with K random unknown entries, over several random
 seeds and several masks.
 
 Network protocol (``--mode network``, minutes per training): the real path
 of docs/own_data.md: configs/pbce_own_data.py trained by tools/train.py on
-the own-data example, tools/suggest_labels.py (uncertainty or random) with
+the own-data example, tools/suggest_labels.py (``--strategy`` or random) with
 ``--oracle``, ``--merge``, retraining from scratch, tools/test.py.
 
     python benchmarks/bench_suggest_labels.py --mode cheap

@@ -3,10 +3,11 @@
 answers back.
 
 Suggest: scores every training image with the model (the config's test
-pipeline), ranks the unknown entries of the training set by the uncertainty
-of the score (|p - 0.5| smallest first) plus, for HST, the disagreement of
-the model with its IST / CST pseudo labels (``mlrpl_mm.apis.suggest``), and
-writes the ``--budget`` best as a CSV in the ``PartialLabelAnnotations``
+pipeline), ranks the unknown entries of the training set (default
+``--strategy uncertain-positive --balance class``: uncertainty of the score
+plus its positive probability, plus for HST the disagreement of the model
+with its IST / CST pseudo labels, the classes taking turns;
+``mlrpl_mm.apis.suggest``, measured in docs/own_data.md), and writes the ``--budget`` best as a CSV in the ``PartialLabelAnnotations``
 format (``img_path,class,label`` with the label column empty, plus the
 ``score`` and ``priority`` columns)::
 

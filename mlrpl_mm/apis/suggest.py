@@ -80,15 +80,16 @@ def rank_unknown_entries(scores: np.ndarray,
         partial: (N, C) partial labels (0 = unknown).
         budget: K, the number of entries.
         votes: optional (V, N, C) pseudo-positive votes (disagreement term).
-        strategy: ``'uncertainty'`` (priority, see :func:`entry_priority`)
-            or ``'random'`` (uniform over the unknown entries, ``seed``).
-        balance: ``'none'`` (default): the global priority order;
-            ``'class'``: the classes take turns, each giving
+        strategy: one of :data:`STRATEGIES` (see the module doc);
+            ``'random'``: uniform over the unknown entries (``seed``).
+            Default: :data:`DEFAULT_STRATEGY`.
+        balance: ``'none'``: the global priority order; ``'class'``
+            (:data:`DEFAULT_BALANCE`): the classes take turns, each giving
             its highest-priority entry left (round r holds the r-th best
             entry of every class, best first), so that the budget is spread
-            over the classes (mAP averages them) instead of going to the one
-            class the model is least sure about (not better on the demo
-            data: benchmarks/bench_suggest_labels.py).
+            over the classes (mAP averages them) instead of going to the
+            classes the model is least sure about. Measured on the demo data
+            in docs/own_data.md (benchmarks/bench_suggest_labels.py).
 
     Returns:
         ``(entries, priority)``: (K, 2) int64 ``(row, class)`` pairs, best
@@ -118,7 +119,8 @@ def rank_unknown_entries(scores: np.ndarray,
     elif strategy == 'uncertain-positive':
         full = entry_priority(scores, votes) + np.asarray(scores, np.float64)
     else:
-        full = entry_priority(scores) * 0 + np.asarray(scores, np.float64)
+        entry_priority(scores)        # checks the scores
+        full = np.asarray(scores, np.float64)
         if strategy == 'rare-positive':
             full = full / (1 + (partial == 1).sum(0))[None]
     pri = full[unknown[:, 0], unknown[:, 1]]
