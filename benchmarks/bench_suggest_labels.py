@@ -217,7 +217,7 @@ def run_network(args):
         csv_out = osp.join(work, f'{tag}.csv')
         _run([py, 'tools/suggest_labels.py', osp.join(wd, 'pbce_own_data.py'),
               ckpt, '--budget', str(args.budget), '--strategy', strat,
-              '--seed', str(seed), '--oracle',
+              '--balance', args.balance, '--seed', str(seed), '--oracle',
               osp.join(own, 'oracle_labels.csv'), '--out', csv_out])
         _run([py, 'tools/suggest_labels.py', osp.join(wd, 'pbce_own_data.py'),
               '--merge', csv_out, '--out', osp.join(own, f'train_{tag}.json')])
