@@ -2,21 +2,21 @@
 """Does annotating the entries tools/suggest_labels.py suggests raise mAP
 more than annotating as many random unknown entries?
 
-Cheap protocol (``--mode cheap``, seconds; what tests/test_tools/
-test_suggest_labels.py runs once): the demo dataset
+Cheap protocol (``--mode cheap``, seconds per mask): the demo dataset
 (``tools/data/make_demo_dataset.py``), a known-proportion mask of the training
 labels, and a small fixed model retrained in closed form each round: a linear
 classifier applied to each of the 4 cells of a mosaic (8x8 grey pixels),
-max-pooled over the cells, trained with partial BCE (L-BFGS, from zero). The
-ranking is the tool's (``mlrpl_mm.apis.suggest.rank_unknown_entries``,
-uncertainty of the model's score); the oracle answers the K entries from the
+max-pooled over the cells, trained with partial BCE (L-BFGS with a
+strong-Wolfe line search, from a small fixed random start). The ranking is the
+tool's (``mlrpl_mm.apis.suggest.rank_unknown_entries``, ``--strategy`` /
+``--balance``, the tool's defaults unless given); the oracle answers the K entries from the
 hidden full labels; the model is retrained and the val mAP (sklearn AP over
 all val labels) compared with K random unknown entries, over several random
 seeds and several masks.
 
 Network protocol (``--mode network``, minutes per training): the real path
 of docs/own_data.md: configs/pbce_own_data.py trained by tools/train.py on
-the own-data example, tools/suggest_labels.py (uncertainty or random) with
+the own-data example, tools/suggest_labels.py (``--strategy`` or random) with
 ``--oracle``, ``--merge``, retraining from scratch, tools/test.py.
 
     python benchmarks/bench_suggest_labels.py --mode cheap
@@ -74,9 +74,13 @@ def fit_cell_model(x: np.ndarray, partial: np.ndarray, iters: int = 150):
     x = torch.as_tensor(x)
     t = torch.as_tensor(partial == 1, dtype=torch.float32)
     m = torch.as_tensor(partial != 0, dtype=torch.float32)
-    w = torch.zeros(x.shape[-1], t.shape[1], requires_grad=True)
+    # small fixed random start: from w = 0 all cells tie in the max and
+    # L-BFGS with a line search can stop at the constant model
+    w = (1e-2 * torch.randn(x.shape[-1], t.shape[1], generator=torch.Generator(
+        ).manual_seed(0))).requires_grad_()
     b = torch.zeros(t.shape[1], requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=iters)
+    opt = torch.optim.LBFGS([w, b], max_iter=iters,
+                            line_search_fn='strong_wolfe')
 
     def closure():
         opt.zero_grad()
@@ -101,7 +105,8 @@ def mean_ap(scores, labels) -> float:
 
 
 def cheap_gain(xtr, ytr, xva, yva, known: float, budget: int,
-               mask_seed: int, random_seeds, balance: str = 'none') -> dict:
+               mask_seed: int, random_seeds, balance: str = 'none',
+               strategy: str = 'uncertainty') -> dict:
     """One mask: val mAP before, after the suggested K, after K random
     entries (per seed)."""
     from mlrpl_mm.apis.suggest import rank_unknown_entries
@@ -117,7 +122,8 @@ def cheap_gain(xtr, ytr, xva, yva, known: float, budget: int,
         p[entries[:, 0], entries[:, 1]] = ytr[entries[:, 0], entries[:, 1]]
         return mean_ap(fit_cell_model(xtr, p)(xva), yva)
 
-    sug, _ = rank_unknown_entries(scores, partial, budget, balance=balance)
+    sug, _ = rank_unknown_entries(scores, partial, budget,
+                                  strategy=strategy, balance=balance)
     rand = [annotate(rank_unknown_entries(scores, partial, budget,
                                           strategy='random', seed=s)[0])
             for s in random_seeds]
@@ -140,7 +146,7 @@ def run_cheap(args):
     for ms in range(args.masks):
         t0 = time.time()
         r = cheap_gain(xtr, ytr, xva, yva, args.known, args.budget, ms,
-                       range(args.seeds), args.balance)
+                       range(args.seeds), args.balance, args.strategy)
         rows.append(r)
         print(f"mask {ms}: base {r['base']:.2f}  suggested "
               f"{r['suggested']:.2f}  random {r['random_mean']:.2f} +- "
@@ -205,20 +211,21 @@ def run_network(args):
     base, wd, ckpt = train_test('base', 'train.json')
     print(f'base: {base:.2f} [{time.time() - t0:.0f} s]', flush=True)
     res = {}
-    for strat, seed in [('uncertainty', 0)] + [('random', s)
+    for strat, seed in [(args.strategy, 0)] + [('random', s)
                                                 for s in range(args.seeds)]:
-        tag = f'{strat}{seed}'
+        tag = 'suggested' if strat != 'random' else f'random{seed}'
         csv_out = osp.join(work, f'{tag}.csv')
         _run([py, 'tools/suggest_labels.py', osp.join(wd, 'pbce_own_data.py'),
               ckpt, '--budget', str(args.budget), '--strategy', strat,
-              '--seed', str(seed), '--oracle',
+              '--balance', args.balance, '--seed', str(seed), '--oracle',
               osp.join(own, 'oracle_labels.csv'), '--out', csv_out])
         _run([py, 'tools/suggest_labels.py', osp.join(wd, 'pbce_own_data.py'),
               '--merge', csv_out, '--out', osp.join(own, f'train_{tag}.json')])
         res[tag] = train_test(tag, f'train_{tag}.json')[0]
         print(f'{tag}: {res[tag]:.2f} [{time.time() - t0:.0f} s]', flush=True)
     rand = [v for k, v in res.items() if k.startswith('random')]
-    print(f"network: base {base:.2f}, suggested {res['uncertainty0']:.2f}, "
+    print(f'network: base {base:.2f}, {args.strategy} '
+          f"{res['suggested']:.2f}, "
           f'random {np.mean(rand):.2f} +- {np.std(rand):.2f} over '
           f'{len(rand)} seeds')
     return dict(base=base, **res)
@@ -237,7 +244,11 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, default=10)
     p.add_argument('--epochs', type=int, default=6)
     p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--balance', choices=['none', 'class'], default='none')
+    from mlrpl_mm.apis.suggest import DEFAULT_BALANCE, DEFAULT_STRATEGY
+    p.add_argument('--balance', choices=['none', 'class'],
+                   default=DEFAULT_BALANCE)
+    p.add_argument('--strategy', default=DEFAULT_STRATEGY,
+                   help='the strategy of the suggested K')
     args = p.parse_args(argv)
     return run_cheap(args) if args.mode == 'cheap' else run_network(args)
 

@@ -3,10 +3,11 @@
 answers back.
 
 Suggest: scores every training image with the model (the config's test
-pipeline), ranks the unknown entries of the training set by the uncertainty
-of the score (|p - 0.5| smallest first) plus, for HST, the disagreement of
-the model with its IST / CST pseudo labels (``mlrpl_mm.apis.suggest``), and
-writes the ``--budget`` best as a CSV in the ``PartialLabelAnnotations``
+pipeline), ranks the unknown entries of the training set (default
+``--strategy uncertain-positive --balance class``: uncertainty of the score
+plus its positive probability, plus for HST the disagreement of the model
+with its IST / CST pseudo labels, the classes taking turns;
+``mlrpl_mm.apis.suggest``, measured in docs/own_data.md), and writes the ``--budget`` best as a CSV in the ``PartialLabelAnnotations``
 format (``img_path,class,label`` with the label column empty, plus the
 ``score`` and ``priority`` columns)::
 
@@ -34,6 +35,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
+from mlrpl_mm.apis.suggest import (DEFAULT_BALANCE,  # noqa: E402
+                                   DEFAULT_STRATEGY, STRATEGIES)
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
@@ -46,10 +50,13 @@ def parse_args(argv=None):
     p.add_argument('--out', default=None,
                    help='suggest: the CSV to write (default '
                    'suggestions.csv); merge: the merged JSON (required)')
-    p.add_argument('--strategy', choices=['uncertainty', 'random'],
-                   default='uncertainty')
+    p.add_argument('--strategy', choices=list(STRATEGIES),
+                   default=DEFAULT_STRATEGY,
+                   help='priority of an unknown entry (mlrpl_mm/apis/'
+                   'suggest.py; measured in docs/own_data.md)')
     p.add_argument('--seed', type=int, default=0, help='random strategy')
-    p.add_argument('--balance', choices=['none', 'class'], default='none',
+    p.add_argument('--balance', choices=['none', 'class'],
+                   default=DEFAULT_BALANCE,
                    help='class: the classes take turns (round-robin by '
                    'priority) instead of the global priority order')
     p.add_argument('--no-pseudo', action='store_true',
@@ -112,13 +119,13 @@ def suggest(args, cfg):
                                classes=classes,
                                trust_checkpoint=args.trust_checkpoint)
     votes, branches = None, []
-    if args.strategy == 'uncertainty':
+    if args.strategy != 'random':
         scores = inf.predict_scores(full_paths, args.batch_size)
         if scores.shape != partial.shape:
             raise ValueError(f'the model gives {scores.shape[1]} scores per '
                              f'image, the training set has {len(classes)} '
                              'classes')
-        if not args.no_pseudo:
+        if not args.no_pseudo and 'uncertain' in args.strategy:
             votes, branches = pseudo_label_votes(inf, full_paths, partial,
                                                  args.batch_size)
     else:

@@ -8,8 +8,18 @@ Priority of an unknown entry (i, c), with p the model's score:
   :math:`v_k \\in \\{0, 1\\}` of the model (p > 0.5) and of each pseudo-label
   branch (pseudo score > 0), :math:`d = 1 - |\\frac{1}{V}\\sum_k (2 v_k - 1)|`
   in [0, 1] (0 when all agree);
-- priority :math:`u + d`; the entries with the largest priority first (ties:
-  image order, then class order).
+- priority :math:`u + d` (``strategy='uncertainty'``); the entries with the
+  largest priority first (ties: image order, then class order).
+
+Other strategies (``rank_unknown_entries(strategy=...)``):
+
+- ``'positive'``: priority :math:`p` (likely positives first). Positives are
+  rare in multi-label data, so K random entries are mostly negatives, while
+  partial BCE learns most from a new positive;
+- ``'rare-positive'``: priority :math:`p / (1 + n_c)` with :math:`n_c` the
+  number of known positives of class c (likely positives of the classes with
+  the fewest known positives first; mAP averages the classes);
+- ``'random'``: uniform over the unknown entries.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -47,13 +57,21 @@ def entry_priority(scores: np.ndarray,
     return priority
 
 
+STRATEGIES = ('positive', 'rare-positive', 'uncertain-positive',
+              'uncertainty', 'random')
+# the best measured on the demo data (docs/own_data.md, "Does it beat random
+# entries?"): uncertainty + positive probability, classes taking turns
+DEFAULT_STRATEGY = 'uncertain-positive'
+DEFAULT_BALANCE = 'class'
+
+
 def rank_unknown_entries(scores: np.ndarray,
                          partial: np.ndarray,
                          budget: int,
                          votes: Optional[np.ndarray] = None,
-                         strategy: str = 'uncertainty',
+                         strategy: str = DEFAULT_STRATEGY,
                          seed: int = 0,
-                         balance: str = 'none') -> Tuple[np.ndarray,
+                         balance: str = DEFAULT_BALANCE) -> Tuple[np.ndarray,
                                                           np.ndarray]:
     """The ``budget`` unknown entries to annotate next.
 
@@ -62,15 +80,16 @@ def rank_unknown_entries(scores: np.ndarray,
         partial: (N, C) partial labels (0 = unknown).
         budget: K, the number of entries.
         votes: optional (V, N, C) pseudo-positive votes (disagreement term).
-        strategy: ``'uncertainty'`` (priority, see :func:`entry_priority`)
-            or ``'random'`` (uniform over the unknown entries, ``seed``).
-        balance: ``'none'`` (default): the global priority order;
-            ``'class'``: the classes take turns, each giving
+        strategy: one of :data:`STRATEGIES` (see the module doc);
+            ``'random'``: uniform over the unknown entries (``seed``).
+            Default: :data:`DEFAULT_STRATEGY`.
+        balance: ``'none'``: the global priority order; ``'class'``
+            (:data:`DEFAULT_BALANCE`): the classes take turns, each giving
             its highest-priority entry left (round r holds the r-th best
             entry of every class, best first), so that the budget is spread
-            over the classes (mAP averages them) instead of going to the one
-            class the model is least sure about (not better on the demo
-            data: benchmarks/bench_suggest_labels.py).
+            over the classes (mAP averages them) instead of going to the
+            classes the model is least sure about. Measured on the demo data
+            in docs/own_data.md (benchmarks/bench_suggest_labels.py).
 
     Returns:
         ``(entries, priority)``: (K, 2) int64 ``(row, class)`` pairs, best
@@ -89,13 +108,22 @@ def rank_unknown_entries(scores: np.ndarray,
         pick = rng.choice(len(unknown), min(budget, len(unknown)),
                           replace=False)
         return unknown[pick], np.full(len(pick), np.nan)
-    if strategy != 'uncertainty':
-        raise ValueError("strategy must be 'uncertainty' or 'random', got "
+    if strategy not in STRATEGIES:
+        raise ValueError(f'strategy must be one of {STRATEGIES}, got '
                          f'{strategy!r}')
     if balance not in ('class', 'none'):
         raise ValueError("balance must be 'class' or 'none', got "
                          f'{balance!r}')
-    pri = entry_priority(scores, votes)[unknown[:, 0], unknown[:, 1]]
+    if strategy == 'uncertainty':
+        full = entry_priority(scores, votes)
+    elif strategy == 'uncertain-positive':
+        full = entry_priority(scores, votes) + np.asarray(scores, np.float64)
+    else:
+        entry_priority(scores)        # checks the scores
+        full = np.asarray(scores, np.float64)
+        if strategy == 'rare-positive':
+            full = full / (1 + (partial == 1).sum(0))[None]
+    pri = full[unknown[:, 0], unknown[:, 1]]
     order = np.argsort(-pri, kind='stable')
     if balance == 'class':
         # rank of each entry within its class, then (rank, -priority)

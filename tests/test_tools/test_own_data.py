@@ -86,7 +86,8 @@ def test_own_data_end_to_end(demo_data, tmp_path, capsys):
     sugg = str(tmp_path / 'to_annotate.csv')
     proc = run_tool([sys.executable, 'tools/suggest_labels.py', cfg, ckpt,
                      '--budget', '30', '--out', sugg, '--oracle',
-                     f'{root}/oracle_labels.csv'])
+                     f'{root}/oracle_labels.csv', '--strategy', 'uncertainty',
+                     '--balance', 'none'])
     assert f'30 of {int((train == 0).sum())} unknown entries suggested' \
         in proc.stdout
     with open(sugg) as f:
@@ -110,3 +111,17 @@ def test_own_data_end_to_end(demo_data, tmp_path, capsys):
     assert p2 == paths and int((merged != 0).sum()) == \
         int((train != 0).sum()) + 30
     assert ((merged == train) | (train == 0)).all()
+    # the default strategy (uncertain-positive, classes taking turns): the
+    # first round holds the best entry of every class, priority u + p
+    sugg2 = str(tmp_path / 'to_annotate_default.csv')
+    run_tool([sys.executable, 'tools/suggest_labels.py', cfg, ckpt,
+              '--budget', '30', '--out', sugg2])
+    with open(sugg2) as f:
+        rows = [line.rstrip('\n').split(',') for line in f][1:]
+    assert len(rows) == 30
+    n_cls = len({r[1] for r in rows})
+    assert len({r[1] for r in rows[:n_cls]}) == n_cls
+    for img, cls, label, score, p in rows:
+        assert train[index[img], classes.index(cls)] == 0 and label == ''
+        s = float(score)
+        assert abs(float(p) - (1 - 2 * abs(s - 0.5) + s)) <= 2e-4
