@@ -132,21 +132,6 @@ def ratio_tag(ratio: float) -> str:
         else f'p{pct:g}'.replace('.', '_')
 
 
-def _set_data_root(node, data_root: str) -> int:
-    """Set ``data_root`` of every dataset dict below ``node``; count them."""
-    n = 0
-    if isinstance(node, dict):
-        if 'data_root' in node and 'type' in node:
-            node['data_root'] = data_root
-            n += 1
-        for v in node.values():
-            n += _set_data_root(v, data_root)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            n += _set_data_root(v, data_root)
-    return n
-
-
 def build_run_config(config: str, ratio: float, epochs: Optional[int],
                      data_root: Optional[str], cfg_options: Dict):
     """The full config of one run (bases resolved, overrides applied).
@@ -156,6 +141,8 @@ def build_run_config(config: str, ratio: float, epochs: Optional[int],
             in ``'proportion'`` mode (the ratio would have no effect).
     """
     from mmengine.config import Config
+
+    from mlrpl_mm.apis.launch import set_dataset_data_root
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -170,7 +157,7 @@ def build_run_config(config: str, ratio: float, epochs: Optional[int],
     if epochs is not None:
         cfg.merge_from_dict({'train_cfg.max_epochs': int(epochs)})
     if data_root is not None:
-        n = sum(_set_data_root(cfg.get(k), data_root) for k in (
+        n = sum(set_dataset_data_root(cfg.get(k), data_root) for k in (
             'train_dataloader', 'val_dataloader', 'test_dataloader'))
         if n == 0:
             raise ValueError(f'{config}: --data-root given but no dataset of '

@@ -137,7 +137,7 @@ def set_dataloader_defaults(cfg: Config, pin_memory: bool = True,
             and dl.get('persistent_workers', not train))
 
 
-def _set_data_root(node, data_root: str) -> int:
+def set_dataset_data_root(node, data_root: str) -> int:
     """Set ``data_root`` of every dataset dict below ``node``; count them."""
     n = 0
     if isinstance(node, dict):
@@ -145,10 +145,10 @@ def _set_data_root(node, data_root: str) -> int:
             node['data_root'] = data_root
             n += 1
         for v in node.values():
-            n += _set_data_root(v, data_root)
+            n += set_dataset_data_root(v, data_root)
     elif isinstance(node, (list, tuple)):
         for v in node:
-            n += _set_data_root(v, data_root)
+            n += set_dataset_data_root(v, data_root)
     return n
 
 
@@ -174,7 +174,7 @@ def apply_data_root(cfg: Config, data_root, cfg_options=None) -> None:
     if data_root is None:
         return
     data_root = str(data_root)
-    n = sum(_set_data_root(cfg.get(k, None), data_root)
+    n = sum(set_dataset_data_root(cfg.get(k, None), data_root)
             for k in ('train_dataloader', 'val_dataloader', 'test_dataloader'))
     if n == 0:
         raise ValueError(f'{cfg.filename}: --data-root {data_root} given but '
