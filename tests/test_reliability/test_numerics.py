@@ -182,6 +182,15 @@ def _cls():
                              in_channels=D))
 
 
+def _dualcoop():
+    # tiny random-init CLIP text tower registered by mlrpl_mm (width 64)
+    return MODELS.build(dict(
+        type='DualCoOpHead', num_classes=C,
+        class_names=[f'class {c}' for c in range(C)],
+        prompt_learner=dict(type='DualPromptLearner', n_ctx=4,
+                            text_encoder=dict(model_name='mlrpl-tiny-rn'))))
+
+
 # name -> (builder, feature factory (scenario, gen) -> tuple of features)
 HEAD_CASES = {
     'HSTHead': (_hst, lambda s, g: (_feat((B, D, 3, 3), s, g), )),
@@ -190,6 +199,9 @@ HEAD_CASES = {
     'SigRLHead': (_sigrl, lambda s, g: (_feat((B, 6, 16), s, g),
                                         _feat((B, 16), s, g))),
     'PartialLabelClsHead': (_cls, lambda s, g: (_feat((B, D), s, g), )),
+    # (region tokens (B, L, E), global token (B, E)) of a CLIP image tower
+    'DualCoOpHead': (_dualcoop, lambda s, g: (_feat((B, 6, 64), s, g),
+                                              _feat((B, 64), s, g))),
 }
 
 
