@@ -19,3 +19,12 @@ data_preprocessor = dict(
 model = dict(head=dict(num_classes=20))
 # batch 32 (see ../schedules/dualcoop_sgd_50e.py)
 train_dataloader = dict(batch_size=32)
+# lr 0.001 for VOC 2007 (the authors' README; 0.002 for MS-COCO); the
+# warm-up keeps its absolute lr 1e-5 (WARMUP_CONS_LR)
+optim_wrapper = dict(optimizer=dict(lr=0.001))
+param_scheduler = [
+    dict(type='ConstantLR', factor=1e-5 / 0.001, by_epoch=True, begin=0,
+         end=1),
+    dict(type='CosineAnnealingLR', by_epoch=True, T_max=50, eta_min=0.0,
+         begin=1, end=50),
+]
