@@ -2,7 +2,10 @@
 their #anchors) resolve, every config a doc or a metafile names exists, the
 README's "which config" table covers exactly the files of configs/, the
 metafiles are all imported by model-index.yml, and the code examples of
-docs/add_dataset.md and docs/other_backbones.md run."""
+docs/add_dataset.md and docs/other_backbones.md run. Docs cannot drift: no
+markdown file holds a section twice, no link or citation points outside the
+repository, and the equation files that docstrings and comments cite
+(``docs/equations/<name>.md``) exist."""
 import glob
 import itertools
 import os
@@ -99,6 +102,94 @@ def test_relative_links_resolve(md):
         elif anchor and dest.endswith('.md') and anchor not in _anchors(dest):
             bad.append(f'{target} (no heading #{anchor} in {_rel(dest)})')
     assert not bad, f'{_rel(md)}: broken links: {bad}'
+
+
+@pytest.mark.parametrize('md', MD_FILES, ids=_rel)
+def test_no_duplicate_sections(md):
+    """No two headings with the same title at the same level under the same
+    parent heading (a section pasted twice, possibly with diverging tables)."""
+    stack, seen, dups = [], {}, []
+    for m in re.finditer(r'^(#{1,6})\s+(.*?)\s*#*\s*$', _text(md, code=False),
+                         re.M):
+        level, title = len(m.group(1)), m.group(2).strip()
+        stack = [s for s in stack if s[0] < level]
+        key = (tuple(s[1] for s in stack), level, title)
+        if key in seen:
+            dups.append(f'{"#" * level} {title} (under {" > ".join(key[0]) or "the top"})')
+        seen[key] = True
+        stack.append((level, title))
+    assert not dups, f'{_rel(md)}: sections held twice: {dups}'
+
+
+# Spec files that used to live outside the repository; their equations ship
+# in docs/equations/ (conventions.md was folded into docs/design.md).
+SPEC_NAMES = ('protocol', 'hst', 'dsrb', 'sigrl', 'conventions')
+OUTSIDE = re.compile(r'\.\./shared|/work/|(?<![\w-])specs/')
+SPEC_CITE = re.compile(r'(?<![\w.\-])((?:[\w.\-]+/)*)(' + '|'.join(SPEC_NAMES) +
+                       r')\.md\b')
+
+
+@pytest.mark.parametrize('md', MD_FILES, ids=_rel)
+def test_docs_cite_nothing_outside_the_repository(md):
+    """No link, code span or plain-text citation points outside the
+    repository, and every cited equation file resolves (relative to the
+    markdown file, or to the repository root)."""
+    text = _text(md)
+    bad = [f'line {text.count(chr(10), 0, m.start()) + 1}: {m.group(0)!r}'
+           for m in OUTSIDE.finditer(text)]
+    # a link's text is not a citation; its target is
+    plain = re.sub(r'\[([^\]]*)\]\(([^)\s]+)\)', r' \2 ', text)
+    for m in SPEC_CITE.finditer(plain):
+        if m.group(2) == 'conventions':
+            bad.append(f'{m.group(0)!r} (folded into docs/design.md)')
+            continue
+        cands = [osp.normpath(osp.join(osp.dirname(md), m.group(0))),
+                 osp.join(ROOT, m.group(0))]
+        if not any(osp.isfile(c) for c in cands):
+            bad.append(f'{m.group(0)!r} (no such file; the equations are in '
+                       f'docs/equations/{m.group(2)}.md)')
+    assert not bad, f'{_rel(md)}: citations outside the repository: {bad}'
+
+
+def test_equation_files_exist():
+    for name in SPEC_NAMES[:-1]:
+        assert osp.isfile(osp.join(ROOT, 'docs', 'equations', name + '.md')), name
+
+
+CODE_TREES = ('mlrpl_mm', 'tools', 'configs', 'benchmarks')
+
+
+def _code_files():
+    for tree in CODE_TREES:
+        for path in sorted(glob.glob(osp.join(ROOT, tree, '**', '*'),
+                                     recursive=True)):
+            if path.endswith(('.py', '.md')) and '__pycache__' not in path:
+                yield path
+
+
+def test_code_cites_equations_in_the_repository():
+    """Docstrings and comments of mlrpl_mm/, tools/, configs/ and benchmarks/
+    cite an equation file as ``docs/equations/<name>.md`` (a file of the
+    repository), never a bare ``dsrb.md`` or a path outside the repository.
+    (Run /work/wt/fix_spec_citations.py after a merge that brings old
+    citations in.)"""
+    bad = []
+    for path in _code_files():
+        text = _text(path)
+        for i, line in enumerate(text.splitlines(), 1):
+            for m in OUTSIDE.finditer(line):
+                bad.append(f'{_rel(path)}:{i}: {m.group(0)!r} points outside '
+                           'the repository')
+            for m in SPEC_CITE.finditer(line):
+                name = m.group(2)
+                want = ('docs/design.md' if name == 'conventions' else
+                        f'docs/equations/{name}.md')
+                if m.group(0) != want or not osp.isfile(osp.join(ROOT, want)):
+                    bad.append(f'{_rel(path)}:{i}: cites {m.group(0)!r}, '
+                               f'should be {want!r}')
+    if bad:
+        pytest.fail('citations of spec files that are not in the repository '
+                    f'({len(bad)}):\n' + '\n'.join(bad), pytrace=False)
 
 
 @pytest.mark.parametrize('md', MD_FILES, ids=_rel)
