@@ -171,8 +171,8 @@ def test_code_cites_equations_in_the_repository():
     """Docstrings and comments of mlrpl_mm/, tools/, configs/ and benchmarks/
     cite an equation file as ``docs/equations/<name>.md`` (a file of the
     repository), never a bare ``dsrb.md`` or a path outside the repository.
-    (Run /work/wt/fix_spec_citations.py after a merge that brings old
-    citations in.)"""
+    (Old bare citations are rewritten to that form by the issue #14 citation
+    fix script.)"""
     bad = []
     for path in _code_files():
         text = _text(path)
