@@ -380,7 +380,7 @@ def part_map(n: int, work: str) -> list:
 def part_buffers(n: int, work: str, C: int = 1006) -> list:
     import torch
 
-    from mlrpl_mm.models.losses.spml_losses import EMAPLLoss, ROLELoss
+    from mlrpl_mm.models.losses import EMAPLLoss, ROLELoss
     out = []
     g = torch.Generator().manual_seed(0)
     for name, loss in (('EM+APL', EMAPLLoss()),

@@ -30,7 +30,7 @@ val_dataloader = dict(dataset=dict(pipeline=_test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=_test_pipeline))
 
 # class names from the dataset (SigRLLabelSetHook)
-model = dict(head=dict(num_classes=80, loss=dict(type='EMLoss', alpha=0.1)))
+model = dict(head=dict(num_classes=80, loss=dict(type='SPMLEMLoss', alpha=0.1)))
 
 auto_scale_lr = dict(base_batch_size=1)
 # epoch selection on the val mAP: keep the best checkpoint

@@ -24,8 +24,8 @@ model = dict(
     backbone=dict(trainable=2, with_teacher=True),
     head=dict(
         num_classes=925,  # seen classes; names from the dataset (hook)
-        loss=dict(_delete_=True, type='RankingLoss', margin=1.0),
-        distill_loss=dict(type='L1DistillLoss', loss_weight=1.0),
+        loss=dict(_delete_=True, type='SPMLRankingLoss', margin=1.0),
+        distill_loss=dict(type='SigRLL1DistillLoss', loss_weight=1.0),
         score_activation='none',
         # as the reference: training images without any positive seen tag
         # leave the batch before the losses (their ranking term is 0, but

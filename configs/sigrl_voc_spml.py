@@ -38,7 +38,7 @@ model = dict(
             'motorbike', 'person', 'potted plant', 'sheep', 'sofa', 'train',
             'tv monitor'
         ],
-        loss=dict(type='EMLoss', alpha=0.2)))
+        loss=dict(type='SPMLEMLoss', alpha=0.2)))
 
 auto_scale_lr = dict(base_batch_size=1)
 # epoch selection on the val mAP: keep the best checkpoint

@@ -10,7 +10,7 @@ _base_ = [
 model = dict(
     head=dict(
         num_classes=80,
-        loss=dict(_delete_=True, type='EMLoss', alpha=0.1)))
+        loss=dict(_delete_=True, type='SPMLEMLoss', alpha=0.1)))
 train_dataloader = dict(batch_size=16)
 auto_scale_lr = dict(base_batch_size=16)
 # epoch selection on the val mAP (full labels of the 20% split)

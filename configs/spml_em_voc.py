@@ -10,7 +10,7 @@ _base_ = [
 model = dict(
     head=dict(
         num_classes=20,
-        loss=dict(_delete_=True, type='EMLoss', alpha=0.2)))
+        loss=dict(_delete_=True, type='SPMLEMLoss', alpha=0.2)))
 train_dataloader = dict(batch_size=8)
 auto_scale_lr = dict(base_batch_size=8)
 # epoch selection on the val mAP (full labels of the 20% split)

@@ -195,7 +195,8 @@ def _sigrl_head(tmp_path, **kw):
         gmc=dict(type='GMC', in_channels=16, hidden_channels=8, num_heads=2,
                  dropout=0.0),
         svfr=dict(type='SVFR', embed_dims=16, class_chunk=2),
-        loss=dict(type='RankingLoss'), distill_loss=dict(type='L1DistillLoss'),
+        loss=dict(type='SPMLRankingLoss'),
+        distill_loss=dict(type='SigRLL1DistillLoss'),
         score_activation='none', **kw))
 
 

@@ -24,7 +24,7 @@ def test_sigrl_spml_configs_follow_the_reference():
         c = cfg(name)
         assert c.model.backbone.model_name == 'ViT-B-16-quickgelu'
         assert c.model.backbone.pretrained == 'openai'
-        assert c.model.head.loss == dict(type='EMLoss', alpha=alpha)
+        assert c.model.head.loss == dict(type='SPMLEMLoss', alpha=alpha)
         assert c.model.head.text_encoder.template == \
             'There is a {} in the scene'
         assert c.optim_wrapper.optimizer == dict(type='Adam', lr=1e-5,
@@ -51,8 +51,8 @@ def test_sigrl_spml_configs_follow_the_reference():
 def test_sigrl_zero_shot_config():
     c = cfg('sigrl_nus_zsl.py')
     assert c.model.backbone.trainable == 2 and c.model.backbone.with_teacher
-    assert c.model.head.loss == dict(type='RankingLoss', margin=1.0)
-    assert c.model.head.distill_loss.type == 'L1DistillLoss'
+    assert c.model.head.loss == dict(type='SPMLRankingLoss', margin=1.0)
+    assert c.model.head.distill_loss.type == 'SigRLL1DistillLoss'
     assert c.model.head.num_classes == 925
     assert c.train_dataloader.dataset.label_set == 'seen'
     assert c.test_dataloader.dataset.label_set == 'all'
@@ -95,7 +95,8 @@ def test_known_proportion_configs():
 
 
 @pytest.mark.parametrize('name,loss', [
-    ('spml_an_voc.py', 'AssumeNegativeLoss'), ('spml_em_coco.py', 'EMLoss'),
+    ('spml_an_voc.py', 'AssumeNegativeLoss'),
+    ('spml_em_coco.py', 'SPMLEMLoss'),
     ('spml_llr_voc.py', 'LargeLossRejectionLoss')])
 def test_spml_baseline_models_build_and_train_step(name, loss):
     c = cfg(name)

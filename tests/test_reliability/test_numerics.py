@@ -76,7 +76,8 @@ def _logit_loss(**kw):
 
 
 for _n in ['PartialBCELoss', 'PartialAsymmetricLoss', 'AssumeNegativeLoss',
-           'WeakAssumeNegativeLoss', 'EMLoss', 'RankingLoss']:
+           'WeakAssumeNegativeLoss', 'SPMLEMLoss', 'EMLoss',
+           'SPMLRankingLoss', 'RankingLoss']:
     LOSS_CASES[_n] = _logit_loss()
 LOSS_CASES['LargeLossRejectionLoss'] = _logit_loss(epoch=3)
 LOSS_CASES['EMAPLLoss'] = _logit_loss(sample_idx=torch.arange(B))
@@ -112,7 +113,8 @@ def _distill(m, s, g):
 
 LOSS_CASES.update(AsymmetricCooccurrenceLoss=_cooc,
                   InstanceContrastiveLoss=_instance,
-                  PrototypeContrastiveLoss=_prototype, L1DistillLoss=_distill)
+                  PrototypeContrastiveLoss=_prototype,
+                  SigRLL1DistillLoss=_distill, L1DistillLoss=_distill)
 
 
 def _samples(target: torch.Tensor):

@@ -30,7 +30,7 @@ model = dict(
         gmc=dict(type='GMC', in_channels=512, hidden_channels=128,
                  num_heads=4, dropout=0.3),
         svfr=dict(type='SVFR', embed_dims=512, class_chunk=16),
-        loss=dict(type='EMLoss', alpha=0.2),
+        loss=dict(type='SPMLEMLoss', alpha=0.2),
         score_activation='sigmoid'),
 )
 custom_hooks = [dict(type='SigRLLabelSetHook')]

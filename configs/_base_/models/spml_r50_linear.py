@@ -1,7 +1,7 @@
 # SPML baselines (Cole et al. CVPR 2021; Zhou et al. ECCV 2022; Kim et al.
 # CVPR 2022): ImageNet-pretrained ResNet-50 at 448 px, global average pooling
 # and a linear classifier, the whole network trained. The loss is set by the
-# method config (AssumeNegativeLoss, EMLoss, LargeLossRejectionLoss...).
+# method config (AssumeNegativeLoss, SPMLEMLoss, LargeLossRejectionLoss...).
 # The torchvision weights are downloaded on first use; set
 # model.backbone.init_cfg=None for a random init (offline tests).
 model = dict(

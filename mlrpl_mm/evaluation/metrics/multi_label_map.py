@@ -10,6 +10,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmpretrain.registry import METRICS
+from sklearn.metrics import average_precision_score
 
 AP_STYLES = ('voc', 'sklearn')
 
@@ -33,9 +34,10 @@ def average_precision(scores: np.ndarray,
       :math:`AP = \sum_k (r_k - r_{k-1})\, \tilde p_k`, :math:`r_0 = 0`,
       i.e. the envelope averaged over the ranks of the positives. Every rank
       is a point; tied scores keep the dataset order (stable sort).
-    - ``'sklearn'`` (non-interpolated, ``average_precision_score``):
+    - ``'sklearn'`` (non-interpolated):
       :math:`AP = \sum_k (r_k - r_{k-1})\, p_k` over the distinct score
-      thresholds (ties grouped).
+      thresholds (ties grouped), computed by scikit-learn's
+      :func:`sklearn.metrics.average_precision_score` on the known entries.
 
     Args:
         scores: (N,) scores.
@@ -54,20 +56,14 @@ def average_precision(scores: np.ndarray,
     n_pos = int(pos.sum())
     if n_pos == 0:
         return float('nan')
-    order = np.argsort(-scores, kind='stable')
-    scores, pos = scores[order], pos[order]
-    tp = np.cumsum(pos, dtype=np.float64)
-    ranks = np.arange(1, len(pos) + 1, dtype=np.float64)
     if style == 'voc':
-        precision = tp / ranks
+        order = np.argsort(-scores, kind='stable')
+        pos = pos[order]
+        precision = np.cumsum(pos, dtype=np.float64) / np.arange(
+            1, len(pos) + 1, dtype=np.float64)
         envelope = np.maximum.accumulate(precision[::-1])[::-1]
         return float(envelope[pos].sum() / n_pos)
-    # sklearn: one point per distinct threshold (the last rank of each tie)
-    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
-    tp_t = tp[last]
-    precision = tp_t / ranks[last]
-    recall = tp_t / n_pos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(average_precision_score(pos, scores))
 
 
 def multilabel_prf(scores: np.ndarray,

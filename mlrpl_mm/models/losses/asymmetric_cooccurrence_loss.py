@@ -3,6 +3,8 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from .partial_asymmetric_loss import asymmetric_loss_matrix
+
 
 def pair_cooccurrence_targets(target: torch.Tensor, pair_i: torch.Tensor,
                               pair_j: torch.Tensor) -> torch.Tensor:
@@ -32,6 +34,8 @@ def asymmetric_loss(logits: torch.Tensor, target: torch.Tensor,
         \ell = -\,t\,(1 - p)^{\gamma_+}\log(\max(p, \epsilon))
                - (1 - t)\,(1 - p_-)^{\gamma_-}\log(\max(p_-, \epsilon))
 
+    i.e. :func:`asymmetric_loss_matrix` (:math:`1 - p_- = p_m`), averaged.
+
     Args:
         logits: (...) raw scores; target: same shape, in {0, 1}.
         gamma_neg, gamma_pos, clip, eps: ASL hyper-parameters.
@@ -41,22 +45,8 @@ def asymmetric_loss(logits: torch.Tensor, target: torch.Tensor,
     Returns:
         Scalar float32 mean loss.
     """
-    x = logits.float()
-    t = target.to(x.dtype)
-    p = torch.sigmoid(x)
-    p_neg = 1 - p
-    if clip is not None and clip > 0:
-        p_neg = (p_neg + clip).clamp(max=1)
-    loss = t * torch.log(p.clamp(min=eps)) + \
-        (1 - t) * torch.log(p_neg.clamp(min=eps))
-    if gamma_neg > 0 or gamma_pos > 0:
-        pt = p * t + p_neg * (1 - t)
-        gamma = gamma_pos * t + gamma_neg * (1 - t)
-        w = torch.pow(1 - pt, gamma)
-        if not focal_grad:
-            w = w.detach()
-        loss = loss * w
-    return -loss.mean()
+    return asymmetric_loss_matrix(logits, target, gamma_pos, gamma_neg, clip,
+                                  eps, not focal_grad).mean()
 
 
 @MODELS.register_module()
@@ -91,8 +81,9 @@ class AsymmetricCooccurrenceLoss(nn.Module):
         """pair_logits (B, P); target (B, C) partial labels; pair_i/j (P,)."""
         if pair_logits.shape != (target.shape[0], pair_i.numel()):
             raise ValueError(
-                f'AsymmetricCooccurrenceLoss: pair logits {tuple(pair_logits.shape)}'
-                f' do not match (B={target.shape[0]}, P={pair_i.numel()})')
+                'AsymmetricCooccurrenceLoss: pair logits '
+                f'{tuple(pair_logits.shape)} do not match '
+                f'(B={target.shape[0]}, P={pair_i.numel()})')
         t = pair_cooccurrence_targets(target, pair_i, pair_j)
         return self.loss_weight * asymmetric_loss(
             pair_logits, t, self.gamma_neg, self.gamma_pos, self.clip,

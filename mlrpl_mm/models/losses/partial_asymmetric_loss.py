@@ -6,6 +6,55 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 
+def asymmetric_loss_matrix(logits: torch.Tensor,
+                           target: torch.Tensor,
+                           gamma_pos: float = 0.0,
+                           gamma_neg: float = 4.0,
+                           clip: Optional[float] = 0.05,
+                           eps: float = 1e-8,
+                           detach_focal_weight: bool = False) -> torch.Tensor:
+    r"""Element-wise asymmetric loss (ASL, Ridnik et al., ICCV 2021): the one
+    implementation of its asymmetric focusing that every ASL of the package
+    uses (:func:`partial_asymmetric_loss`, :func:`asymmetric_loss`).
+
+    With :math:`p = \sigma(x)`, the shifted probability
+    :math:`p_m = \max(p - m, 0)` (``clip`` = m; :math:`p_m = p` when m is 0
+    or None) and the positive-ness :math:`t \in [0, 1]`:
+
+    .. math::
+        \ell = -t\,(1-p)^{\gamma_+}\log \max(p, \epsilon)
+               - (1-t)\,p_m^{\gamma_-}\log \max(1-p_m, \epsilon)
+
+    (the reference's :math:`p_- = \min(1, 1 - p + m) = 1 - p_m` and
+    focusing weight :math:`(1 - p_-)^{\gamma_-} = p_m^{\gamma_-}`).
+
+    Args:
+        logits: (...) raw scores; computed in float32 (AMP-safe).
+        target: Same shape, t in [0, 1] (1 positive, 0 negative; soft
+            values weight both terms).
+        gamma_pos: Focusing parameter of the positives. Defaults to 0.
+        gamma_neg: Focusing parameter of the negatives. Defaults to 4.
+        clip: Probability margin m of the negatives. Defaults to 0.05.
+        eps: Clamp of the log arguments. Defaults to 1e-8.
+        detach_focal_weight: Treat the focusing weights as constants in the
+            backward pass. Defaults to False.
+
+    Returns:
+        float32 tensor of the shape of ``logits``.
+    """
+    logits = logits.float()
+    t = target.to(logits.dtype)
+    p = torch.sigmoid(logits)
+    p_m = (p - clip).clamp(min=0) if clip and clip > 0 else p
+    w_pos = (1 - p).pow(gamma_pos)
+    w_neg = p_m.pow(gamma_neg)
+    if detach_focal_weight:
+        w_pos, w_neg = w_pos.detach(), w_neg.detach()
+    return -(
+        t * w_pos * torch.log(p.clamp(min=eps)) + (1 - t) * w_neg * torch.log(
+            (1 - p_m).clamp(min=eps)))
+
+
 def partial_asymmetric_loss(logits: torch.Tensor,
                             target: torch.Tensor,
                             weight: Optional[torch.Tensor] = None,
@@ -29,8 +78,9 @@ def partial_asymmetric_loss(logits: torch.Tensor,
         \quad K = \{(b,c) : y_{bc} \neq 0\}
 
     (``reduction='sum'``: the sum over K without the division, as the ASL
-    reference). Logarithms clamp their argument at ``eps``. Computed in
-    float32 (AMP-safe). 0 (with a gradient path) when nothing is known.
+    reference); :math:`\ell` is :func:`asymmetric_loss_matrix`. Logarithms
+    clamp their argument at ``eps``. Computed in float32 (AMP-safe). 0
+    (with a gradient path) when nothing is known.
 
     Args:
         logits: (B, C) raw scores.
@@ -60,16 +110,8 @@ def partial_asymmetric_loss(logits: torch.Tensor,
     known = (target != 0).to(logits.dtype)
     if weight is not None:
         known = known * weight.to(logits.dtype)
-    t = target.clamp(min=0)
-    p = torch.sigmoid(logits)
-    p_m = (p - clip).clamp(min=0) if clip and clip > 0 else p
-    w_pos = (1 - p).pow(gamma_pos)
-    w_neg = p_m.pow(gamma_neg)
-    if detach_focal_weight:
-        w_pos, w_neg = w_pos.detach(), w_neg.detach()
-    loss = -(
-        t * w_pos * torch.log(p.clamp(min=eps)) + (1 - t) * w_neg * torch.log(
-            (1 - p_m).clamp(min=eps)))
+    loss = asymmetric_loss_matrix(logits, target.clamp(min=0), gamma_pos,
+                                  gamma_neg, clip, eps, detach_focal_weight)
     loss = (loss * known).sum()
     if reduction == 'mean':
         loss = loss / known.sum().clamp(min=1.0)
