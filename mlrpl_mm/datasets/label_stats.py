@@ -132,5 +132,6 @@ def cooccurrence_graph(partial_labels: np.ndarray,
         counts += pos.T @ pos  # (C, C): co-positive counts of the block
     n_pos = np.diag(counts).copy()
     with np.errstate(divide='ignore', invalid='ignore'):
-        graph = np.where(n_pos[:, None] > 0, counts / np.maximum(n_pos, 1)[:, None], 0.0)
+        graph = np.where(n_pos[:, None] > 0,
+                         counts / np.maximum(n_pos, 1)[:, None], 0.0)
     return graph.astype(np.float32)
