@@ -383,3 +383,42 @@ def make_nus_wide_fixture(root: str,
         out['tag_labels'][key] = tag_lab
         out['seen_labels'][key] = tag_lab[:, [tags.index(t) for t in seen]]
     return out
+
+
+#: Classes and labels of :func:`make_partial_annotation_files` (rows: a.jpg,
+#: b.jpg, c.jpg).
+PARTIAL_CLASSES = ['cat', 'dog', 'car']
+PARTIAL_EXPECTED = np.array([[1, 0, -1], [0, 1, 0], [0, 0, 0]], np.int8)
+
+
+def write_text(path, text: str) -> str:
+    """Write ``text`` to ``path``; returns ``str(path)``."""
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)
+
+
+def make_partial_annotation_images(root: str) -> None:
+    """``<root>/img/{a,b,c}.jpg`` (16 x 16)."""
+    for i, name in enumerate(('a.jpg', 'b.jpg', 'c.jpg')):
+        write_image(osp.join(root, 'img', name), img_size=16, seed=i)
+
+
+def make_partial_annotation_files(root: str):
+    """The labels :data:`PARTIAL_EXPECTED` as a JSON (``ann.json``), a long
+    CSV (``long.csv``) and a wide CSV (``wide.csv``) under ``root``; returns
+    the three paths."""
+    js = osp.join(root, 'ann.json')
+    with open(js, 'w') as f:
+        json.dump(dict(metainfo=dict(classes=PARTIAL_CLASSES), data_list=[
+            dict(img_path='a.jpg', pos_label=[0], neg_label=['car']),
+            dict(img_path='b.jpg', pos_label=['dog'], neg_label=[]),
+            dict(img_path='c.jpg'),
+        ]), f)
+    long_csv = write_text(osp.join(root, 'long.csv'),
+                          'img_path,class,label\na.jpg,cat,1\na.jpg,car,-1\n'
+                          'b.jpg,dog,1\nb.jpg,cat,0\nc.jpg,car,0\n')
+    wide_csv = write_text(osp.join(root, 'wide.csv'),
+                          'img_path,pos,neg\na.jpg,cat,car\nb.jpg,dog,\n'
+                          'c.jpg,,\n')
+    return js, long_csv, wide_csv

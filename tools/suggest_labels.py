@@ -169,8 +169,9 @@ def suggest(args, cfg):
 
 def merge(args, cfg):
     from mlrpl_mm.apis.suggest import merge_answers
-    from mlrpl_mm.datasets.partial_annotations import (
-        annotation_stats, format_stats, load_partial_annotations)
+    from mlrpl_mm.datasets.label_stats import annotation_stats, format_stats
+    from mlrpl_mm.datasets.partial_annotation_io import \
+        load_partial_annotations
     if not args.out:
         raise ValueError('--merge needs --out NEW.json (the training '
                          'annotations are not overwritten)')

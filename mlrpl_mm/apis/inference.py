@@ -59,12 +59,19 @@ def list_images(path: str) -> List[str]:
     return [path]
 
 
+def _dataset_cfgs(dataset_cfg) -> Iterator[dict]:
+    """A dataset config and the ones it wraps (the ``dataset`` of mmengine's
+    wrappers), outermost first; nothing for None."""
+    while dataset_cfg is not None:
+        yield dataset_cfg
+        dataset_cfg = dataset_cfg.get('dataset', None)
+
+
 def _find_pipeline(dataset_cfg) -> Optional[list]:
     """The ``pipeline`` of a dataset config, looking inside wrappers."""
-    while dataset_cfg is not None:
-        if dataset_cfg.get('pipeline', None) is not None:
-            return list(dataset_cfg['pipeline'])
-        dataset_cfg = dataset_cfg.get('dataset', None)
+    for cfg in _dataset_cfgs(dataset_cfg):
+        if cfg.get('pipeline', None) is not None:
+            return list(cfg['pipeline'])
     return None
 
 
@@ -204,13 +211,11 @@ class MultiLabelInferencer:
         meta = self.checkpoint_meta.get('dataset_meta', None) or {}
         if meta.get('classes', None) is not None:
             return [str(c) for c in meta['classes']]
-        ds = self.cfg.get('test_dataloader', {}) or {}
-        ds = ds.get('dataset', None)
-        while ds is not None:
+        loader = self.cfg.get('test_dataloader', {}) or {}
+        for ds in _dataset_cfgs(loader.get('dataset', None)):
             info = ds.get('metainfo', None) or {}
             if info.get('classes', None) is not None:
                 return [str(c) for c in info['classes']]
-            ds = ds.get('dataset', None)
         return None
 
     @property

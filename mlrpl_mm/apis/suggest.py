@@ -26,9 +26,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from mlrpl_mm.datasets.partial_annotations import (LABEL_DTYPE,
-                                                   load_partial_annotations,
-                                                   save_partial_annotations)
+from mlrpl_mm.datasets.base_multi_label import LABEL_DTYPE
+from mlrpl_mm.datasets.partial_annotation_io import (load_partial_annotations,
+                                                     save_partial_annotations)
+from mlrpl_mm.utils.checks import check_choice
 
 
 def entry_priority(scores: np.ndarray,
@@ -108,12 +109,8 @@ def rank_unknown_entries(scores: np.ndarray,
         pick = rng.choice(len(unknown), min(budget, len(unknown)),
                           replace=False)
         return unknown[pick], np.full(len(pick), np.nan)
-    if strategy not in STRATEGIES:
-        raise ValueError(f'strategy must be one of {STRATEGIES}, got '
-                         f'{strategy!r}')
-    if balance not in ('class', 'none'):
-        raise ValueError("balance must be 'class' or 'none', got "
-                         f'{balance!r}')
+    check_choice('strategy', strategy, STRATEGIES, one_of=True)
+    check_choice('balance', balance, ('class', 'none'))
     if strategy == 'uncertainty':
         full = entry_priority(scores, votes)
     elif strategy == 'uncertain-positive':

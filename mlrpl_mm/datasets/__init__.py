@@ -1,10 +1,10 @@
 from .base_multi_label import BaseMultiLabelDataset, check_label_matrix
 from .coco_multi_label import CocoMultiLabel
-from .label_stats import cooccurrence_graph
+from .label_stats import annotation_stats, cooccurrence_graph
 from .partial_label_dataset import PartialLabelDataset
-from .partial_annotations import (PartialLabelAnnotations, annotation_stats,
-                                  load_partial_annotations,
-                                  save_partial_annotations)
+from .partial_annotation_io import (load_partial_annotations,
+                                    save_partial_annotations)
+from .partial_label_annotations import PartialLabelAnnotations
 from .partial_label_protocols import (load_label_file, proportion_mask,
                                       save_label_file, single_positive_labels,
                                       spml_train_val_split)

@@ -5,6 +5,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmpretrain.registry import DATASETS
 
+from mlrpl_mm.utils.checks import check_choice
+
 from .base_multi_label import BaseMultiLabelDataset
 
 LABEL_SETS = ('unseen', 'seen', 'all')
@@ -109,13 +111,10 @@ class NUSWideMultiLabel(BaseMultiLabelDataset):
                  tags_file: str = 'NUS_WID_Tags/TagList1k.txt',
                  tag_label_file: Optional[str] = None,
                  **kwargs) -> None:
-        if split not in ('train', 'test'):
-            raise ValueError("NUSWideMultiLabel: split must be 'train' or "
-                             f"'test', got {split!r}")
+        check_choice('split', split, ('train', 'test'), 'NUSWideMultiLabel')
         for s in (label_set, *extra_label_sets):
-            if s not in LABEL_SETS:
-                raise ValueError(f'NUSWideMultiLabel: label set must be one '
-                                 f'of {LABEL_SETS}, got {s!r}')
+            check_choice('label set', s, LABEL_SETS, 'NUSWideMultiLabel',
+                         one_of=True)
         Split = split.capitalize()
         self.split = split
         self.label_set = label_set

@@ -12,12 +12,16 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from mmpretrain.registry import DATASETS
 
+from mlrpl_mm.utils.checks import check_choice
+
 from .base_multi_label import LABEL_DTYPE, BaseMultiLabelDataset
-from .partial_annotations import read_class_list
+from .class_list import read_class_list
 
 #: Column names of the official ``*-annotations-human-imagelabels*.csv``.
 LABEL_COLUMNS = ('ImageID', 'Source', 'LabelName', 'Confidence')
 _CONFLICTS = ('error', 'unknown', 'positive', 'negative')
+#: The label an ``on_conflict`` policy other than ``'error'`` gives.
+_CONFLICT_LABEL = dict(unknown=0, positive=1, negative=-1)
 
 
 def read_class_descriptions(path: str) -> Tuple[List[str], List[str]]:
@@ -134,18 +138,15 @@ class OpenImagesMultiLabel(BaseMultiLabelDataset):
                  data_prefix='',
                  **kwargs) -> None:
         if split is not None:
-            if split not in ('train', 'validation', 'test'):
-                raise ValueError("OpenImagesMultiLabel: split must be "
-                                 "'train', 'validation' or 'test', got "
-                                 f'{split!r}')
+            check_choice('split', split, ('train', 'validation', 'test'),
+                         'OpenImagesMultiLabel')
             ann_file = ann_file or \
                 f'{split}-annotations-human-imagelabels-boxable.csv'
             data_prefix = data_prefix or split
         if not ann_file:
             raise ValueError('OpenImagesMultiLabel: give ann_file or split')
-        if on_conflict not in _CONFLICTS:
-            raise ValueError(f'OpenImagesMultiLabel: on_conflict must be one '
-                             f'of {_CONFLICTS}, got {on_conflict!r}')
+        check_choice('on_conflict', on_conflict, _CONFLICTS,
+                     'OpenImagesMultiLabel', one_of=True)
         self.class_file = class_file
         self.classes_spec = classes
         self.drop_unlabelled = drop_unlabelled
@@ -284,8 +285,7 @@ class OpenImagesMultiLabel(BaseMultiLabelDataset):
             if clash.any():
                 if self.on_conflict == 'error':
                     return None
-                flat[key[head[clash]]] = dict(
-                    unknown=0, positive=1, negative=-1)[self.on_conflict]
+                flat[key[head[clash]]] = _CONFLICT_LABEL[self.on_conflict]
         return ids, labels
 
     def _parse_python(self, col: Dict[str, int], all_mids: set,
@@ -343,9 +343,8 @@ class OpenImagesMultiLabel(BaseMultiLabelDataset):
         for r, e in enumerate(entries):
             for c, (v, _) in e.items():
                 labels[r, c] = v
-        resolve = dict(unknown=0, positive=1, negative=-1)
         for r, c in conflicts:
-            labels[r, c] = resolve[self.on_conflict]
+            labels[r, c] = _CONFLICT_LABEL[self.on_conflict]
         return list(rows), labels
 
     def load_annotations(self) -> Tuple[List[str], np.ndarray, Sequence[str],

@@ -9,6 +9,8 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmpretrain.registry import DATASETS, TRANSFORMS
 
+from mlrpl_mm.utils.checks import check_choice
+
 from .base_multi_label import LABEL_DTYPE, check_label_matrix, run_pipeline
 from .label_stats import cooccurrence_graph
 from .partial_label_protocols import (check_known_ratio, load_label_file,
@@ -95,17 +97,14 @@ class PartialLabelDataset(BaseDataset):
                  hide_full_labels: Optional[bool] = None,
                  pipeline: Optional[Sequence[Union[dict, Callable]]] = None,
                  max_refetch: int = 1000) -> None:
-        if mode not in _MODES:
-            raise ValueError(f'PartialLabelDataset: mode must be one of '
-                             f'{_MODES}, got {mode!r}')
+        check_choice('mode', mode, _MODES, 'PartialLabelDataset', one_of=True)
         if mode == 'proportion':
             known_ratio = check_known_ratio(known_ratio, 'PartialLabelDataset')
         if mode == 'file' and not label_file:
             raise ValueError("PartialLabelDataset: mode='file' needs "
                              'label_file')
-        if subset not in (None, 'train', 'val'):
-            raise ValueError("PartialLabelDataset: subset must be None, "
-                             f"'train' or 'val', got {subset!r}")
+        check_choice('subset', subset, (None, 'train', 'val'),
+                     'PartialLabelDataset')
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) \
             else dataset
         # an mmengine BaseDataset (so ConcatDataset & co. accept it), without

@@ -7,6 +7,8 @@ import numpy as np
 from mmengine.utils import track_iter_progress
 from mmpretrain.registry import DATASETS
 
+from mlrpl_mm.utils.checks import check_choice
+
 from .base_multi_label import BaseMultiLabelDataset, check_unique_ids
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
@@ -73,9 +75,8 @@ class VOCMultiLabel(BaseMultiLabelDataset):
                  difficult: str = 'skip', ann_dir: str = 'Annotations',
                  data_prefix='JPEGImages', img_suffix: str = '.jpg',
                  ann_file: str = '', **kwargs) -> None:
-        if difficult not in ('skip', 'ignore', 'positive'):
-            raise ValueError("VOCMultiLabel: difficult must be 'skip', "
-                             f"'ignore' or 'positive', got {difficult!r}")
+        check_choice('difficult', difficult, ('skip', 'ignore', 'positive'),
+                     'VOCMultiLabel')
         self.split = split
         self.difficult = difficult
         self.ann_dir = ann_dir

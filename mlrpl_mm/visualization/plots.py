@@ -18,6 +18,15 @@ def _plt():
     return plt
 
 
+def _save_figure(fig, out_file: str) -> str:
+    """Write ``fig`` to the PNG ``out_file`` (100 dpi; its folder created)
+    and close it; returns ``out_file``."""
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    fig.savefig(out_file, dpi=100)
+    _plt().close(fig)
+    return out_file
+
+
 def find_scalars_file(work_dir: str) -> str:
     """The newest ``<timestamp>/vis_data/scalars.json`` under ``work_dir``
     that holds training rows (a ``loss``): a ``tools/test.py`` run into the
@@ -239,10 +248,7 @@ def plot_training_curves(work_dir: str, out_file: str,
         fig, _ = training_curves_figure(rows, keys, phase_starts)
     except ValueError as err:
         raise ValueError(f'{work_dir!r}: {err}') from None
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=100)
-    _plt().close(fig)
-    return out_file
+    return _save_figure(fig, out_file)
 
 
 def plot_per_class_ap(ap: Sequence[float], class_names: Sequence[str],
@@ -262,10 +268,7 @@ def plot_per_class_ap(ap: Sequence[float], class_names: Sequence[str],
     ax.set_xlabel('AP (%)')
     ax.set_title(f'{title} (mAP {np.nanmean(ap):.2f})')
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
-    return out_file
+    return _save_figure(fig, out_file)
 
 
 def plot_label_graph(adj: np.ndarray, class_names: Sequence[str],
@@ -288,10 +291,7 @@ def plot_label_graph(adj: np.ndarray, class_names: Sequence[str],
     ax.set_title(title)
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
-    return out_file
+    return _save_figure(fig, out_file)
 
 
 def plot_map_vs_proportion(rows: Sequence[Dict], out_file: str,
@@ -332,7 +332,4 @@ def plot_map_vs_proportion(rows: Sequence[Dict], out_file: str,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
-    return out_file
+    return _save_figure(fig, out_file)

@@ -8,8 +8,9 @@ import pytest
 
 import mlrpl_mm  # noqa: F401
 from mlrpl_mm.datasets import load_label_file
-from mlrpl_mm.datasets.data_prep import (glove_class_embeddings,
-                                         label_statistics, record_checksums)
+from mlrpl_mm.datasets.data_prep import record_checksums
+from mlrpl_mm.datasets.glove_embeddings import glove_class_embeddings
+from mlrpl_mm.datasets.label_stats import label_statistics
 from tests.fixtures import make_coco_fixture, make_voc_fixture
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

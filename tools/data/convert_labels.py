@@ -94,7 +94,7 @@ def parse_args(argv=None):
 
 
 def _classes_or(found: Sequence[str], spec: Optional[str]) -> List[str]:
-    from mlrpl_mm.datasets.partial_annotations import read_class_list
+    from mlrpl_mm.datasets.class_list import read_class_list
     if spec is not None:
         return read_class_list(spec)
     return sorted(set(found))
@@ -204,7 +204,7 @@ def from_coco(src: str, classes_spec: Optional[str],
 
 def from_csv(src: str, classes_spec: Optional[str],
              unlisted: str) -> Tuple[List[str], np.ndarray, List[str]]:
-    from mlrpl_mm.datasets.partial_annotations import (
+    from mlrpl_mm.datasets.partial_annotation_io import (
         LIST_SEP, load_partial_annotations)
     if not osp.isfile(src):
         raise FileNotFoundError(f'--src {src}: no such file')
@@ -229,8 +229,9 @@ def from_csv(src: str, classes_spec: Optional[str],
 
 def convert(args) -> dict:
     from mlrpl_mm.datasets.data_prep import record_checksums
-    from mlrpl_mm.datasets.partial_annotations import (
-        annotation_stats, format_stats, save_partial_annotations)
+    from mlrpl_mm.datasets.label_stats import annotation_stats, format_stats
+    from mlrpl_mm.datasets.partial_annotation_io import \
+        save_partial_annotations
     unlisted = args.unlisted or ('negative' if args.format in ('voc', 'coco')
                                  else 'unknown')
     if args.format == 'folder':

@@ -52,9 +52,9 @@ def main(argv=None):
     args = parse_args(argv)
     import mlrpl_mm  # noqa: F401
     from mlrpl_mm.datasets import get_partial_labels, load_label_file
-    from mlrpl_mm.datasets.data_prep import (build_raw_dataset,
-                                             format_statistics,
-                                             label_statistics, read_lines)
+    from mlrpl_mm.datasets.data_prep import build_raw_dataset, read_lines
+    from mlrpl_mm.datasets.label_stats import (format_statistics,
+                                               label_statistics)
     out = []
     if args.labels:
         labels = load_label_file(args.labels)

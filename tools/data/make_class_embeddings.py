@@ -56,9 +56,9 @@ def main(argv=None):
     import numpy as np
 
     import mlrpl_mm  # noqa: F401
-    from mlrpl_mm.datasets.data_prep import (build_raw_dataset,
-                                             glove_class_embeddings,
-                                             read_lines, record_checksums)
+    from mlrpl_mm.datasets.data_prep import (build_raw_dataset, read_lines,
+                                             record_checksums)
+    from mlrpl_mm.datasets.glove_embeddings import glove_class_embeddings
     if args.classes:
         classes = read_lines(args.classes)
     elif args.dataset == 'voc' and not args.data_root:

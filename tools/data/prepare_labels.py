@@ -73,9 +73,9 @@ def main(argv=None):
     import mlrpl_mm  # noqa: F401
     from mlrpl_mm.datasets import save_label_file
     from mlrpl_mm.datasets.data_prep import (build_raw_dataset,
-                                             format_statistics,
-                                             label_statistics,
                                              record_checksums, sha256sum)
+    from mlrpl_mm.datasets.label_stats import (format_statistics,
+                                               label_statistics)
     extra = {}
     if args.dataset in ('coco', 'nus') and args.drop_empty:
         extra['drop_empty'] = True

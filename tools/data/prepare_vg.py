@@ -75,11 +75,11 @@ def main(argv=None):
     import numpy as np
 
     import mlrpl_mm  # noqa: F401
-    from mlrpl_mm.datasets.data_prep import (format_statistics,
-                                             label_statistics,
-                                             record_checksums,
-                                             vg_categories_from_objects,
-                                             vg_split)
+    from mlrpl_mm.datasets.data_prep import record_checksums
+    from mlrpl_mm.datasets.label_stats import (format_statistics,
+                                               label_statistics)
+    from mlrpl_mm.datasets.vg_categories import (vg_categories_from_objects,
+                                                 vg_split)
     if bool(args.train_list) != bool(args.test_list):
         raise SystemExit('give both --train-list and --test-list, or neither')
     if not osp.isfile(args.objects):

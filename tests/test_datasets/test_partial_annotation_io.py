@@ -1,66 +1,17 @@
-"""PartialLabelAnnotations: real partial annotations in the JSON (OpenMMLab
-2.0) and both CSV forms, and their errors."""
+"""partial_annotation_io: real partial annotations in the JSON (OpenMMLab
+2.0) and both CSV forms, and their errors; annotation_stats."""
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
 
-from mlrpl_mm.datasets import (PartialLabelAnnotations, annotation_stats,
-                               get_partial_labels, load_partial_annotations,
+from mlrpl_mm.datasets import (annotation_stats, load_partial_annotations,
                                save_partial_annotations)
-from tests.fixtures import write_image
-
-CLASSES = ['cat', 'dog', 'car']
-#: the labels every file below encodes (rows: a.jpg, b.jpg, c.jpg)
-EXPECTED = np.array([[1, 0, -1], [0, 1, 0], [0, 0, 0]], np.int8)
-
-
-def _images(root):
-    for i, name in enumerate(('a.jpg', 'b.jpg', 'c.jpg')):
-        write_image(osp.join(root, 'img', name), img_size=16, seed=i)
-
-
-def _write(path, text):
-    with open(path, 'w') as f:
-        f.write(text)
-    return str(path)
-
-
-def _files(root):
-    js = osp.join(root, 'ann.json')
-    with open(js, 'w') as f:
-        json.dump(dict(metainfo=dict(classes=CLASSES), data_list=[
-            dict(img_path='a.jpg', pos_label=[0], neg_label=['car']),
-            dict(img_path='b.jpg', pos_label=['dog'], neg_label=[]),
-            dict(img_path='c.jpg'),
-        ]), f)
-    long_csv = _write(osp.join(root, 'long.csv'),
-                      'img_path,class,label\na.jpg,cat,1\na.jpg,car,-1\n'
-                      'b.jpg,dog,1\nb.jpg,cat,0\nc.jpg,car,0\n')
-    wide_csv = _write(osp.join(root, 'wide.csv'),
-                      'img_path,pos,neg\na.jpg,cat,car\nb.jpg,dog,\n'
-                      'c.jpg,,\n')
-    return js, long_csv, wide_csv
-
-
-@pytest.mark.parametrize('form', ['json', 'long', 'wide'])
-def test_three_formats_give_the_same_dataset(tmp_path, form):
-    root = str(tmp_path)
-    _images(root)
-    files = dict(zip(('json', 'long', 'wide'), _files(root)))
-    ds = PartialLabelAnnotations(
-        data_root=root, ann_file=osp.basename(files[form]),
-        data_prefix='img', classes=None if form == 'json' else CLASSES)
-    assert ds.metainfo['classes'] == tuple(CLASSES)
-    np.testing.assert_array_equal(ds.partial_labels, EXPECTED)
-    np.testing.assert_array_equal(get_partial_labels(ds), EXPECTED)
-    info = ds.get_data_info(0)
-    assert info['img_path'] == osp.join(root, 'img', 'a.jpg')
-    np.testing.assert_array_equal(info['partial_label'], [1, 0, -1])
-    np.testing.assert_array_equal(info['full_label'], [1, 0, -1])
-    assert info['gt_label'] == [0]
-    assert info['sample_idx'] == 0
+from tests.fixtures import PARTIAL_CLASSES as CLASSES
+from tests.fixtures import PARTIAL_EXPECTED as EXPECTED
+from tests.fixtures import make_partial_annotation_files as _files
+from tests.fixtures import make_partial_annotation_images as _images
+from tests.fixtures import write_text as _write
 
 
 def test_class_file_and_unlisted_negative(tmp_path):
@@ -165,8 +116,6 @@ def test_missing_files_and_class_list(tmp_path):
     root = str(tmp_path)
     _images(root)
     js, long_csv, _ = _files(root)
-    with pytest.raises(FileNotFoundError, match='nope.json not found'):
-        PartialLabelAnnotations(data_root=root, ann_file='nope.json')
     with pytest.raises(ValueError, match='a CSV has no class list'):
         load_partial_annotations(long_csv)
     with pytest.raises(FileNotFoundError, match='classes.txt not found'):
@@ -176,10 +125,3 @@ def test_missing_files_and_class_list(tmp_path):
     with pytest.raises(ValueError, match="no metainfo.classes"):
         load_partial_annotations(_write(tmp_path / 'n.json',
                                         '{"data_list": []}'))
-    # images are checked by default; the error names the file and prefix
-    with pytest.raises(FileNotFoundError) as e:
-        PartialLabelAnnotations(data_root=root, ann_file='ann.json',
-                                data_prefix='wrong')
-    assert '3 image(s) missing' in str(e.value)
-    assert 'ann.json' in str(e.value) and "'" + osp.join(root, 'wrong') \
-        in str(e.value)
