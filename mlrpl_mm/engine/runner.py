@@ -36,7 +36,6 @@ import os.path as osp
 from typing import Callable, List, Optional, Union
 
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
@@ -45,6 +44,7 @@ from mlrpl_mm.datasets.worker_seed import resumable_train_loader
 from mlrpl_mm.utils.checkpoint import (CheckpointError, data_only_message_hub,
                                        load_checkpoint_file,
                                        trust_checkpoints_enabled)
+from mlrpl_mm.utils.model import unwrap_model
 from .hooks.atomic_checkpoint_hook import AtomicCheckpointHook
 
 __all__ = ['MLRPLRunner', 'stored_gpu_ids']
@@ -135,8 +135,7 @@ class MLRPLRunner(Runner):
             self._checkpoint_config_text = text if isinstance(text, str) \
                 else None
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        model = self.model.module if is_model_wrapper(self.model) \
-            else self.model
+        model = unwrap_model(self.model)
         checkpoint = _load_checkpoint_to_model(
             model, checkpoint, strict, revise_keys=revise_keys)
         self._has_loaded = True

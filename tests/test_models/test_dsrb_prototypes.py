@@ -15,9 +15,9 @@ from mmpretrain.structures import DataSample
 from torch.utils.data import DataLoader
 
 import mlrpl_mm  # noqa: F401
-from mlrpl_mm.engine.hooks.pprb_prototype_hook import (
-    QuadrantPrototypeAccumulator, compute_pprb_prototypes)
-from mlrpl_mm.models.layers import energy_quadrants
+from mlrpl_mm.engine.hooks.pprb_prototype_hook import compute_pprb_prototypes
+from mlrpl_mm.models.layers import (QuadrantPrototypeAccumulator,
+                                    energy_quadrants)
 
 C, CIN, D, N_SAMPLES = 3, 4, 6, 23
 

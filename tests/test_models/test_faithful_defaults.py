@@ -14,8 +14,7 @@ from mmpretrain.registry import METRICS, MODELS
 from mmpretrain.structures import DataSample
 
 import mlrpl_mm  # noqa: F401
-from mlrpl_mm.engine.hooks.pprb_prototype_hook import \
-    QuadrantPrototypeAccumulator
+from mlrpl_mm.models.layers import QuadrantPrototypeAccumulator
 from mlrpl_mm.evaluation.metrics.zero_shot_multi_label_metric import \
     zero_shot_scores
 from mlrpl_mm.models.layers import PPRB

@@ -7,12 +7,12 @@ import torch
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from mlrpl_mm.utils import gather_by_index, sample_indices
+from mlrpl_mm.utils import gather_by_index, sample_indices, unwrap_model
 
 
 def _apl_losses(model) -> List:
     from mlrpl_mm.models.losses import EMAPLLoss
-    model = model.module if hasattr(model, 'module') else model
+    model = unwrap_model(model)
     return [m for m in model.modules() if isinstance(m, EMAPLLoss)]
 
 

@@ -7,9 +7,10 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch import nn
+
+from mlrpl_mm.utils import unwrap_model
 
 
 def _dataset_classes(dataset: Any) -> Optional[Tuple[str, ...]]:
@@ -194,8 +195,7 @@ class ClassCountCheckHook(Hook):
             torch.set_rng_state(states[2])
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         train_set = runner.train_dataloader.dataset
         val_set = None
         if self.check_val and runner._val_loop is not None:

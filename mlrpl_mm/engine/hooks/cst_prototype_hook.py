@@ -4,25 +4,24 @@ from typing import Iterator, List, Optional, Tuple, Union
 import numpy as np
 import torch
 from mmengine.dataset import pseudo_collate
-from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
-from torch.utils.data import DataLoader
 
-from mlrpl_mm.utils import (gather_by_index, gather_by_index_in_groups,
-                            sample_indices)
+from mlrpl_mm.datasets import get_partial_labels
+from mlrpl_mm.utils import sample_indices, unwrap_model
 
-from .label_graph_hook import training_partial_labels, unwrap_model
-from .training_set_loader import build_training_set_loader, check_pipeline_arg
+from .training_set_pass import (TrainingSetPassHook, eval_mode,
+                                gather_in_slot_chunks, training_set_batches)
 
 
 @torch.no_grad()
 def collect_local_positive_features(model, loader, partial_labels: np.ndarray,
-                                    head_attr: str = 'head'
+                                    head_attr: str = 'head', logger=None
                                     ) -> Tuple[torch.Tensor, torch.Tensor, int]:
     """This rank's SD features of the known positives of its loader shard.
 
-    Runs ``model`` (unwrapped) in eval mode; the features come from
-    ``head.class_features``.
+    Runs ``model`` (unwrapped) in eval mode
+    (:func:`~.training_set_pass.training_set_batches`); the features come
+    from ``head.class_features``.
 
     Returns:
         ``(key (m,) long, feats (m, D) float32, C)`` with key =
@@ -32,21 +31,17 @@ def collect_local_positive_features(model, loader, partial_labels: np.ndarray,
     head = getattr(model, head_attr)
     labels = torch.as_tensor(np.asarray(partial_labels))
     C = labels.shape[1]
-    was_training = model.training
-    model.eval()
     keys, rows = [], []
     device = next(model.parameters()).device
-    try:
-        for data in loader:
-            data = model.data_preprocessor(data, False)
+    with eval_mode(model):
+        for data in training_set_batches(model, loader, 'CSTPrototypeHook',
+                                         logger):
             f = head.class_features(model.extract_feat(data['inputs']))
             idx = sample_indices(data['data_samples'])
             pos = labels[idx] == 1  # (B, C)
             b, c = torch.nonzero(pos, as_tuple=True)
             keys.append((idx[b] * C + c).to(device))
             rows.append(f[b.to(f.device), c.to(f.device)].float())
-    finally:
-        model.train(was_training)
     D = getattr(getattr(head, 'trunk', None), 'feat_channels', 0)
     key = torch.cat(keys) if keys else torch.zeros(0, dtype=torch.long, device=device)
     feat = torch.cat(rows) if rows else torch.zeros(0, D, device=device)
@@ -57,61 +52,26 @@ def gather_positive_features_by_class(key: torch.Tensor, feat: torch.Tensor,
                                       C: int, max_rows: Optional[int] = None
                                       ) -> Iterator[Tuple[torch.Tensor,
                                                           torch.Tensor]]:
-    """The rows of all ranks, one chunk of classes at a time.
-
-    :func:`mlrpl_mm.utils.gather_by_index_in_groups` with the class
-    (key % C) as group: each chunk holds at most ``max_rows`` rows (or one
-    class), classes ascending, rows of a class sorted by sample. Every rank
-    gets the same chunks, equal to the single-process rows, while holding
-    only its own shard plus one chunk (instead of every rank's rows).
+    """The rows of all ranks, one chunk of classes at a time
+    (:func:`~.training_set_pass.gather_in_slot_chunks` with the class as
+    slot).
 
     Yields:
         ``(classes (M_i,) long, feats (M_i, D))``.
     """
-    for k, f in gather_by_index_in_groups(key, key % C, C, feat,
-                                          max_rows=max_rows):
-        yield k % C, f
-
-
-@torch.no_grad()
-def collect_positive_features(model, loader, partial_labels: np.ndarray,
-                              head_attr: str = 'head'
-                              ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """SD features of every known positive (image, class) of a loader.
-
-    Runs ``model`` (unwrapped) in eval mode; the features come from
-    ``head.class_features``. Rows of all ranks are all-gathered with
-    :func:`mlrpl_mm.utils.gather_by_index` (key = sample_idx * C + c), so every
-    rank returns the same rows in the same order as one process would.
-    (:class:`CSTPrototypeHook` gathers them by class chunks instead,
-    :func:`gather_positive_features_by_class`.)
-
-    Args:
-        model: mmpretrain classifier (``data_preprocessor``, ``extract_feat``).
-        loader: iterable of collated batches (``inputs``, ``data_samples``
-            with ``sample_idx``).
-        partial_labels: (N, C) training labels (+1 / -1 / 0), indexed by
-            ``sample_idx``.
-
-    Returns:
-        ``(classes (M,) long, feats (M, D) float32)`` sorted by (sample, class).
-    """
-    key, feat, C = collect_local_positive_features(model, loader,
-                                                   partial_labels, head_attr)
-    key, feat = gather_by_index(key, feat)
-    return key % C, feat
+    return gather_in_slot_chunks(key, C, feat, max_rows=max_rows)
 
 
 @HOOKS.register_module()
-class CSTPrototypeHook(Hook):
+class CSTPrototypeHook(TrainingSetPassHook):
     """Compute the CST prototypes from the training set on schedule.
 
     At the start of epochs ``start_epoch``, ``start_epoch + interval``, ...
     (0-based; protocol: 5, 10, 15), the model runs in eval mode over its own
     non-shuffled loader of the training set; the SD features of the known
     positives are gathered over all ranks and clustered per class by
-    ``head.cst.update_prototypes`` (seeded k-means), so every rank ends with
-    the single-process prototypes. After ``--resume`` the restored
+    ``head.cst.update_prototypes_in_chunks`` (seeded k-means), so every rank
+    ends with the single-process prototypes. After ``--resume`` the restored
     prototypes are kept when ``head.cst.prototype_epoch`` is already at or
     after the latest scheduled epoch.
 
@@ -138,7 +98,7 @@ class CSTPrototypeHook(Hook):
             (256 MiB at D = 1024).
     """
 
-    priority = 'NORMAL'
+    collate_fn = staticmethod(pseudo_collate)
 
     def __init__(self, start_epoch: int = 5, interval: int = 5,
                  pipeline: Union[str, List[dict]] = 'train',
@@ -148,55 +108,39 @@ class CSTPrototypeHook(Hook):
         if max_gather_rows is not None and max_gather_rows < 1:
             raise ValueError('CSTPrototypeHook: max_gather_rows must be >= 1 '
                              f'or None, got {max_gather_rows}')
-        if interval <= 0 or start_epoch < 0:
-            raise ValueError('CSTPrototypeHook: start_epoch must be >= 0 and '
-                             f'interval > 0, got {start_epoch}, {interval}')
-        check_pipeline_arg(pipeline, 'CSTPrototypeHook')
-        self.start_epoch = start_epoch
-        self.interval = interval
-        self.pipeline = pipeline
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.head_attr = head_attr
+        super().__init__(start_epoch, interval, pipeline, batch_size,
+                         num_workers, head_attr)
         self.max_gather_rows = max_gather_rows
+        self._last_rows = 0
 
-    def scheduled_epoch(self, epoch: int) -> Optional[int]:
-        """Latest scheduled epoch <= ``epoch`` (None before the first)."""
-        if epoch < self.start_epoch:
-            return None
-        return epoch - (epoch - self.start_epoch) % self.interval
-
-    def build_loader(self, runner) -> DataLoader:
-        """A non-shuffled (distributed) loader over the training set."""
-        return build_training_set_loader(
-            runner, self.pipeline, 'CSTPrototypeHook',
-            batch_size=self.batch_size, num_workers=self.num_workers,
-            collate_fn=pseudo_collate)
+    def needs_update(self, epoch: int, prototype_epoch: int) -> bool:
+        """Whether prototypes computed at ``prototype_epoch`` must be
+        recomputed at the start of ``epoch`` (older than the latest
+        scheduled epoch)."""
+        due = self.scheduled_epoch(epoch)
+        return due is not None and prototype_epoch < due
 
     def before_train_epoch(self, runner) -> None:
-        target = self.scheduled_epoch(runner.epoch)
-        if target is None:
+        if self.scheduled_epoch(runner.epoch) is None:
             return
-        head = getattr(unwrap_model(runner.model), self.head_attr)
-        cst = getattr(head, 'cst', None)
-        if cst is None:
-            return
-        if int(cst.prototype_epoch) >= target:
-            return  # restored by resume and valid for this epoch
+        cst = getattr(self.head(runner.model), 'cst', None)
+        if cst is None or not self.needs_update(runner.epoch,
+                                                int(cst.prototype_epoch)):
+            return  # no CST, or restored by resume and valid for this epoch
         self.compute(runner.model, self.build_loader(runner),
-                     training_partial_labels(runner.train_dataloader.dataset),
-                     runner.epoch)
+                     get_partial_labels(runner.train_dataloader.dataset),
+                     runner.epoch, logger=runner.logger)
         runner.logger.info(
             f'CSTPrototypeHook: epoch {runner.epoch}: prototypes from '
             f'{self._last_rows} known positives, '
             f'{int((cst.prototype_count == 0).sum())} classes without one')
 
-    def compute(self, model, loader, partial_labels: np.ndarray, epoch: int) -> None:
+    def compute(self, model, loader, partial_labels: np.ndarray, epoch: int,
+                logger=None) -> None:
         """Collect the positives' features and run the per-class k-means
         (gathered and clustered one chunk of classes at a time)."""
         key, feat, C = collect_local_positive_features(
-            model, loader, partial_labels, self.head_attr)
-        head = getattr(unwrap_model(model), self.head_attr)
+            model, loader, partial_labels, self.head_attr, logger)
         self._last_rows = 0
 
         def chunks():
@@ -204,4 +148,4 @@ class CSTPrototypeHook(Hook):
                     key, feat, C, self.max_gather_rows):
                 self._last_rows += int(feats.shape[0])
                 yield classes, feats
-        head.cst.update_prototypes_in_chunks(chunks(), epoch)
+        self.head(model).cst.update_prototypes_in_chunks(chunks(), epoch)

@@ -4,38 +4,9 @@ import torch
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
+from mlrpl_mm.datasets import get_partial_labels
 from mlrpl_mm.datasets.label_stats import cooccurrence_graph
-
-
-def training_partial_labels(dataset) -> np.ndarray:
-    """(N, C) partial labels of the training dataset (wrappers unwrapped).
-
-    Uses ``mlrpl_mm.datasets.get_partial_labels`` when available, otherwise
-    the ``partial_labels`` attribute of the dataset or of the datasets it
-    wraps (``.dataset``).
-
-    Raises:
-        AttributeError: no dataset in the chain exposes ``partial_labels``.
-    """
-    try:
-        from mlrpl_mm.datasets import get_partial_labels
-    except ImportError:
-        get_partial_labels = None
-    if get_partial_labels is not None:
-        return np.asarray(get_partial_labels(dataset))
-    ds = dataset
-    while ds is not None:
-        if hasattr(ds, 'partial_labels'):
-            return np.asarray(ds.partial_labels)
-        ds = getattr(ds, 'dataset', None)
-    raise AttributeError(
-        f'{type(dataset).__name__} exposes no partial_labels; wrap the '
-        'training dataset in PartialLabelDataset (or use an mlrpl_mm dataset)')
-
-
-def unwrap_model(model):
-    """The module inside a (MM)DistributedDataParallel wrapper."""
-    return model.module if hasattr(model, 'module') else model
+from mlrpl_mm.utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -62,7 +33,7 @@ class LabelGraphHook(Hook):
 
     def compute(self, dataset) -> np.ndarray:
         """The (C, C) graph of a training dataset."""
-        return cooccurrence_graph(training_partial_labels(dataset))
+        return cooccurrence_graph(get_partial_labels(dataset))
 
     def before_train(self, runner) -> None:
         model = unwrap_model(runner.model)

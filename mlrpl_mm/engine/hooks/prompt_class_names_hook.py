@@ -1,11 +1,12 @@
 """Give prompt-learning heads (DualCoOp) the class names of the dataset."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+
+from mlrpl_mm.utils import unwrap_model
 
 
 def _prompt_heads(model):
-    model = model.module if is_model_wrapper(model) else model
+    model = unwrap_model(model)
     return [m for m in model.modules()
             if hasattr(m, 'set_class_names') and hasattr(m, 'has_class_names')
             and hasattr(m, 'prompt_learner')]

@@ -6,7 +6,7 @@ import torch
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from .label_graph_hook import unwrap_model
+from mlrpl_mm.utils import unwrap_model
 
 
 def _hidden_labels(dataset) -> Optional[np.ndarray]:

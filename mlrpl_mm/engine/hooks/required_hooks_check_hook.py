@@ -28,9 +28,10 @@ it and the ``custom_hooks`` entry to add.
 from typing import Iterable, List, Optional, Tuple
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch import nn
+
+from mlrpl_mm.utils import unwrap_model
 
 #: (module name in the model, module type, hook type, what the hook provides)
 Requirement = Tuple[str, str, str, str]
@@ -95,8 +96,7 @@ class RequiredHooksCheckHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         max_epochs = getattr(runner, 'max_epochs', None)
         missing = missing_hooks(model, runner.hooks, max_epochs)
         if missing:

@@ -4,10 +4,12 @@ from typing import Optional, Sequence, Tuple
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
+from mlrpl_mm.utils import unwrap_model
+
 
 def _sigrl_heads(model):
     from mlrpl_mm.models.heads import SigRLHead
-    model = model.module if hasattr(model, 'module') else model
+    model = unwrap_model(model)
     return [m for m in model.modules() if isinstance(m, SigRLHead)]
 
 

@@ -8,6 +8,7 @@ from .gmc import GMC, GATv2Layer
 from .svfr import SVFR, chunked_attention
 from .iprb import IPRB
 from .pprb import PPRB, energy_quadrants
+from .pprb_prototypes import QuadrantPrototypeAccumulator
 from .intra_semantic_transfer import IntraSemanticTransfer
 from .cross_semantic_transfer import CrossSemanticTransfer
 from .kmeans import kmeans
@@ -18,5 +19,6 @@ __all__ = [
     'CLIPClassEmbedding', 'LearnableClassEmbedding', 'NpyClassEmbedding',
     'ElementWiseLinear', 'GatedGNN', 'SemanticDecoupling', 'SemanticTrunk',
     'GMC', 'GATv2Layer', 'SVFR', 'chunked_attention',
-    'IPRB', 'PPRB', 'energy_quadrants', 'DualPromptLearner'
+    'IPRB', 'PPRB', 'energy_quadrants', 'QuadrantPrototypeAccumulator',
+    'DualPromptLearner'
 ]

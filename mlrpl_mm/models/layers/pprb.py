@@ -6,9 +6,7 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 
 from .iprb import check_unit_interval
-
-#: number of spatial quadrants of a feature map (2 x 2)
-NUM_QUADRANTS = 4
+from .pprb_prototypes import NUM_QUADRANTS, QuadrantPrototypeAccumulator
 
 
 #: how the half of an odd side is split (see :func:`energy_quadrants`)
@@ -96,7 +94,11 @@ class PPRB(nn.Module):
     Prototypes are buffers (``prototypes`` (C, 4, D), ``prototype_valid``
     (C,) bool, ``prototype_epoch`` the epoch they were computed at, -1 =
     never), written by :class:`~mlrpl_mm.engine.hooks.PPRBPrototypeHook`
-    through :meth:`set_prototypes`; they are saved in checkpoints. A class
+    through :meth:`set_prototypes` from the rows of :meth:`prototype_rows`
+    averaged by :meth:`prototype_accumulator`
+    (:class:`~.pprb_prototypes.QuadrantPrototypeAccumulator`: the first
+    ``max_per_quadrant`` images per (c, q) in dataset order, empty cells
+    filled with the class mean); they are saved in checkpoints. A class
     without any known positive in the training set has no prototype
     (``prototype_valid`` False, the reference would blend NaN/zeros); it is
     never drawn.
@@ -155,6 +157,43 @@ class PPRB(nn.Module):
         """(B, C) quadrants of the energy map (B, N, C) with this module's
         ``quadrant_split``."""
         return energy_quadrants(energy, hw, self.quadrant_split)
+
+    @torch.no_grad()
+    def prototype_rows(self, f: torch.Tensor, energy: torch.Tensor,
+                       target: torch.Tensor, hw: Sequence[int]
+                       ) -> Tuple[torch.Tensor, ...]:
+        r"""The rows of one batch that the prototypes :math:`P_{c,q}` average.
+
+        Every known positive (:math:`y_{bc} = +1`) gives the row
+        :math:`(b, c, q_{bc}, f_{bc})`, with :math:`q_{bc}` the quadrant of
+        its energy peak (:meth:`quadrants`), i.e. image b is a candidate
+        member of :math:`S_{c, q_{bc}}` in
+
+        .. math:: P_{c,q} = \frac{1}{|S_{c,q}|} \sum_{b \in S_{c,q}} f_{bc}.
+
+        Args:
+            f: (B, C, D) pooled class features.
+            energy: (B, N, C) energy map.
+            target: (B, C) partial labels in {+1, -1, 0}.
+            hw: (H, W) of the map, H W = N.
+
+        Returns:
+            ``(b (R,) long, c (R,) long, quadrant (R,) long, feat (R, D)
+            float32)``, the positives in row-major (b, c) order.
+        """
+        quad = self.quadrants(energy, hw)  # (B, C)
+        b, c = torch.nonzero(target == 1, as_tuple=True)
+        return b, c, quad[b, c], f[b, c].float()
+
+    def prototype_accumulator(self, max_per_quadrant: Optional[int] = 100,
+                              mean: str = 'reference'
+                              ) -> QuadrantPrototypeAccumulator:
+        """An empty (C, 4, D) :class:`QuadrantPrototypeAccumulator` for this
+        layer (rows from :meth:`prototype_rows`, result for
+        :meth:`set_prototypes`); ``max_per_quadrant`` images per (c, q) (None:
+        all), ``mean`` ``'reference'`` (sum / (n + 1)) or ``'exact'``."""
+        return QuadrantPrototypeAccumulator(
+            self.num_classes, self.in_channels, max_per_quadrant, mean=mean)
 
     @torch.no_grad()
     def clamp_(self) -> None:
