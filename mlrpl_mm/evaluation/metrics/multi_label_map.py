@@ -10,7 +10,6 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmpretrain.registry import METRICS
-from sklearn.metrics import average_precision_score
 
 AP_STYLES = ('voc', 'sklearn')
 
@@ -63,6 +62,9 @@ def average_precision(scores: np.ndarray,
             1, len(pos) + 1, dtype=np.float64)
         envelope = np.maximum.accumulate(precision[::-1])[::-1]
         return float(envelope[pos].sum() / n_pos)
+    # imported here: scipy (under sklearn) registers its own classes with
+    # copyreg on import, and ``import mlrpl_mm`` changes nothing global
+    from sklearn.metrics import average_precision_score
     return float(average_precision_score(pos, scores))
 
 
