@@ -191,7 +191,7 @@ class SigRLHead(SigRLLabelSetMixin, BasePartialLabelHead):
 
     def score_features(self, rec: torch.Tensor, glob: torch.Tensor,
                        label_embed: torch.Tensor) -> torch.Tensor:
-        """Scores s (B, C) of :math:`\hat P` (B, L, D) and g (B, D) for
+        r"""Scores s (B, C) of :math:`\hat P` (B, L, D) and g (B, D) for
         label embeddings E (C, D) (in the dtype of P): the normalised top-k
         local and global terms of the class docstring."""
         sim = torch.einsum('bld,cd->bcl', rec, label_embed)      # (B, C, L)
