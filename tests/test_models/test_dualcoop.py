@@ -369,22 +369,27 @@ def test_protocol_configs():
     assert model.backbone.embed_dims == model.head.prompt_learner.embed_dims
 
 
-def test_vit_tower_with_dualcoop_head():
-    """ViT towers: the projected patch tokens are the regions;
-    trainable='none' freezes the tower."""
+def _classifier(model_name, class_names):
+    """ImageClassifier: frozen random-init tower + DualCoOpHead."""
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(dict(
+        return MODELS.build(dict(
             type='ImageClassifier',
-            backbone=dict(type='OpenCLIPBackbone', model_name='mlrpl-tiny-vit',
+            backbone=dict(type='OpenCLIPBackbone', model_name=model_name,
                           pretrained=None, trainable='none',
                           fallback_to_random=False),
             neck=None,
-            head=dict(type='DualCoOpHead', num_classes=2,
-                      class_names=['cat', 'dog'],
+            head=dict(type='DualCoOpHead', num_classes=len(class_names),
+                      class_names=class_names,
                       prompt_learner=dict(
                           type='DualPromptLearner', n_ctx=4,
-                          text_encoder=dict(model_name='mlrpl-tiny-vit')))))
+                          text_encoder=dict(model_name=model_name)))))
+
+
+def test_vit_tower_with_dualcoop_head():
+    """ViT towers: the projected patch tokens are the regions;
+    trainable='none' freezes the tower."""
+    model = _classifier('mlrpl-tiny-vit', ['cat', 'dog'])
     assert not any(p.requires_grad for p in model.backbone.parameters())
     x = torch.randn(2, 3, 64, 64)
     P, _ = model.extract_feat(x)
@@ -402,20 +407,8 @@ def test_vit_tower_with_dualcoop_head():
 def test_extract_feat_pre_logits_gives_the_region_features():
     """``extract_feat(x, stage='pre_logits')`` of an ImageClassifier: the
     unit region features f (B, L, D) that the logits aggregate."""
-    from mmengine.registry import DefaultScope
     torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(dict(
-            type='ImageClassifier',
-            backbone=dict(type='OpenCLIPBackbone', model_name='mlrpl-tiny-rn',
-                          pretrained=None, trainable='none',
-                          fallback_to_random=False),
-            head=dict(type='DualCoOpHead', num_classes=3,
-                      class_names=['cat', 'dog', 'car'],
-                      prompt_learner=dict(
-                          type='DualPromptLearner', n_ctx=4,
-                          text_encoder=dict(model_name='mlrpl-tiny-rn')))))
-    model.eval()
+    model = _classifier('mlrpl-tiny-rn', ['cat', 'dog', 'car']).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         f = model.extract_feat(x, stage='pre_logits')

@@ -2,8 +2,9 @@
 loading weights with a clear error (or an explicit random fallback).
 
 Shared by the image tower
-(:class:`~mlrpl_mm.models.backbones.OpenCLIPBackbone`) and the text towers (:mod:`mlrpl_mm.models.utils.clip_text`), so that both
-make the same activation choice for the same weights.
+(:class:`~mlrpl_mm.models.backbones.OpenCLIPBackbone`) and the text towers
+(:mod:`mlrpl_mm.models.utils.clip_text`), so that both make the same
+activation choice for the same weights.
 """
 import copy
 import json
