@@ -1,7 +1,8 @@
 """DualCoOp against direct implementations of its equations: prompt encoding
 vs open_clip's own text tower, region aggregation vs a per-class loop, the
-loss vs a direct ASL over known entries, the CLIP ResNet tokens vs the
-attention pool, and bounded text-side memory for large label sets."""
+loss vs a direct ASL over known entries, ``pre_logits`` and bounded
+text-side memory for large label sets (the CLIP ResNet tokens:
+test_backbones/test_open_clip_backbone.py)."""
 import os.path as osp
 
 import pytest
@@ -242,51 +243,6 @@ def test_eval_cache_follows_the_contexts():
         torch.testing.assert_close(fresh(feats), b)
 
 
-def test_resnet_backbone_tokens_match_the_attention_pool():
-    from mlrpl_mm.models.backbones.open_clip_backbone import \
-        attnpool_positional_embedding
-    torch.manual_seed(0)
-    bb = MODELS.build(dict(type='OpenCLIPBackbone',
-                           model_name='mlrpl-tiny-rn', pretrained=None,
-                           trainable='none', fallback_to_random=False))
-    assert bb.is_resnet and bb.embed_dims == 64
-    bb.eval()
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        P, g = bb(x)
-        v = bb.visual
-        torch.testing.assert_close(g, v(x), rtol=1e-5, atol=1e-5)
-        fmap = v.layer4(v.layer3(v.layer2(v.layer1(v.stem(x)))))
-        ap = v.attnpool
-        flat = fmap.flatten(2).transpose(1, 2)                    # (B, L, C)
-        dense = ap.c_proj(ap.v_proj(flat + ap.positional_embedding[1:]))
-        torch.testing.assert_close(P, dense, rtol=1e-5, atol=1e-5)
-        # 2x input: 4x4 regions, positional embedding resized, global equal
-        # to the pool run with that embedding
-        P2, g2 = bb(torch.randn(1, 3, 128, 128))
-        assert P2.shape == (1, 16, 64) and g2.shape == (1, 64)
-        pos = attnpool_positional_embedding(ap, 2, 2)
-        assert pos is ap.positional_embedding
-        assert attnpool_positional_embedding(ap, 4, 4).shape == (17, 256)
-    # frozen: no trainable parameter, eval mode kept in train()
-    assert not any(p.requires_grad for p in bb.parameters())
-    bb.train()
-    assert not bb.visual.training and not bb.visual.layer1[0].bn1.training
-    part = MODELS.build(dict(type='OpenCLIPBackbone',
-                             model_name='mlrpl-tiny-rn', pretrained=None,
-                             trainable=1, fallback_to_random=False))
-    part.train()
-    train_names = {n.split('.')[1] for n, p in part.named_parameters()
-                   if p.requires_grad}
-    assert train_names == {'layer4', 'attnpool'}
-    assert part.visual.layer4.training and not part.visual.layer3.training
-    with pytest.raises(ValueError, match=r"'all', 'none' or an int in "
-                       r'\[0, 4\]'):
-        MODELS.build(dict(type='OpenCLIPBackbone',
-                          model_name='mlrpl-tiny-rn', pretrained=None,
-                          trainable=7))
-
-
 class _SavedBytes:
     """Bytes of the tensors autograd keeps for backward (deduplicated by
     storage; parameters and buffers excluded)."""
@@ -413,22 +369,27 @@ def test_protocol_configs():
     assert model.backbone.embed_dims == model.head.prompt_learner.embed_dims
 
 
-def test_vit_tower_with_dualcoop_head():
-    """ViT towers: the projected patch tokens are the regions;
-    trainable='none' freezes the tower."""
+def _classifier(model_name, class_names):
+    """ImageClassifier: frozen random-init tower + DualCoOpHead."""
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(dict(
+        return MODELS.build(dict(
             type='ImageClassifier',
-            backbone=dict(type='OpenCLIPBackbone', model_name='mlrpl-tiny-vit',
+            backbone=dict(type='OpenCLIPBackbone', model_name=model_name,
                           pretrained=None, trainable='none',
                           fallback_to_random=False),
             neck=None,
-            head=dict(type='DualCoOpHead', num_classes=2,
-                      class_names=['cat', 'dog'],
+            head=dict(type='DualCoOpHead', num_classes=len(class_names),
+                      class_names=class_names,
                       prompt_learner=dict(
                           type='DualPromptLearner', n_ctx=4,
-                          text_encoder=dict(model_name='mlrpl-tiny-vit')))))
+                          text_encoder=dict(model_name=model_name)))))
+
+
+def test_vit_tower_with_dualcoop_head():
+    """ViT towers: the projected patch tokens are the regions;
+    trainable='none' freezes the tower."""
+    model = _classifier('mlrpl-tiny-vit', ['cat', 'dog'])
     assert not any(p.requires_grad for p in model.backbone.parameters())
     x = torch.randn(2, 3, 64, 64)
     P, _ = model.extract_feat(x)
@@ -440,6 +401,25 @@ def test_vit_tower_with_dualcoop_head():
     scale = model.head.logit_scale
     ref = scale * (region_aggregation(f, t_pos, 0.02) -
                    region_aggregation(f, t_neg, 0.02))
+    torch.testing.assert_close(logits, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_extract_feat_pre_logits_gives_the_region_features():
+    """``extract_feat(x, stage='pre_logits')`` of an ImageClassifier: the
+    unit region features f (B, L, D) that the logits aggregate."""
+    torch.manual_seed(0)
+    model = _classifier('mlrpl-tiny-rn', ['cat', 'dog', 'car']).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        f = model.extract_feat(x, stage='pre_logits')
+        P, _ = model.extract_feat(x)
+        logits = model(x, mode='tensor')
+        t_pos, t_neg = model.head.prompt_learner()
+    assert f.shape == (2, 4, 64) and f.dtype == torch.float32   # 2x2 map
+    torch.testing.assert_close(f, F.normalize(P, dim=-1))
+    torch.testing.assert_close(f.norm(dim=-1), torch.ones(2, 4))
+    ref = model.head.logit_scale * (region_aggregation(f, t_pos, 0.02) -
+                                    region_aggregation(f, t_neg, 0.02))
     torch.testing.assert_close(logits, ref, rtol=1e-4, atol=1e-4)
 
 

@@ -75,11 +75,12 @@ def main(argv=None):
             raise SystemExit('--source glove needs --glove-file')
         emb = glove_class_embeddings(classes, args.glove_file)
     else:
-        from mlrpl_mm.models.utils.clip_text import encode_class_names
+        from mlrpl_mm.models.utils.clip_text import encode_label_names
         pretrained = None if args.pretrained.lower() == 'none' \
             else args.pretrained
-        emb = encode_class_names(classes, args.model, pretrained,
-                                 args.template).numpy()
+        # QuickGELU for the OpenAI weights, as the models do (issue #14)
+        emb = encode_label_names(classes, args.model, pretrained,
+                                 args.template, seed=None).numpy()
     if osp.dirname(args.out):
         os.makedirs(osp.dirname(args.out), exist_ok=True)
     np.save(args.out, emb.astype(np.float32))

@@ -27,9 +27,9 @@ model = dict(
         embed_dims=512,
         topk=16,
         logit_scale=1.0,
-        gmc=dict(type='GMC', in_channels=512, hidden_channels=128,
+        gmc=dict(type='SigRLGMC', in_channels=512, hidden_channels=128,
                  num_heads=4, dropout=0.3),
-        svfr=dict(type='SVFR', embed_dims=512, class_chunk=16),
+        svfr=dict(type='SigRLSVFR', embed_dims=512, class_chunk=16),
         loss=dict(type='SPMLEMLoss', alpha=0.2),
         score_activation='sigmoid'),
 )

@@ -139,9 +139,15 @@ class DualCoOpHead(BasePartialLabelHead):
                 'model for backbone and prompt_learner.text_encoder')
         return F.normalize(feats.float(), dim=-1)
 
+    def pre_logits(self, feats) -> torch.Tensor:
+        r"""The region features the logits are computed from,
+        :math:`f_{bl} = P_{bl} / \|P_{bl}\|`, (B, L, D) float32
+        (``model.extract_feat(inputs, stage='pre_logits')``)."""
+        return self._regions(feats)
+
     def pair_logits(self, feats) -> Tuple[torch.Tensor, torch.Tensor]:
         """(l_pos (B, C), l_neg (B, C)), scaled by ``logit_scale``."""
-        regions = self._regions(feats)
+        regions = self.pre_logits(feats)
         t_pos, t_neg = self.prompt_learner()
         scale = self.logit_scale.to(regions.device)
         return (scale * region_aggregation(regions, t_pos, self.tau),

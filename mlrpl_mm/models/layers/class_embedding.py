@@ -15,11 +15,32 @@ from mmpretrain.registry import MODELS
 
 from mlrpl_mm.models.utils.clip_text import (DEFAULT_CACHE_DIR,
                                              DEFAULT_TEMPLATE,
-                                             encode_class_names)
+                                             encode_label_names)
+
+
+class ClassEmbeddingTable(BaseModule):
+    """Base of the class-embedding sources: ``self.embedding`` is the
+    (C, E) table (a buffer or a parameter)."""
+
+    embedding: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        """C."""
+        return self.embedding.shape[0]
+
+    @property
+    def embed_dims(self) -> int:
+        """E."""
+        return self.embedding.shape[1]
+
+    def forward(self) -> torch.Tensor:
+        """(C, E) embeddings."""
+        return self.embedding
 
 
 @MODELS.register_module()
-class NpyClassEmbedding(BaseModule):
+class NpyClassEmbedding(ClassEmbeddingTable):
     """Fixed class embeddings read from a ``.npy`` file of shape (C, E).
 
     E.g. the 300-d GloVe vectors of the class names used by the reference.
@@ -58,26 +79,18 @@ class NpyClassEmbedding(BaseModule):
         self.register_buffer('embedding', torch.from_numpy(
             np.ascontiguousarray(arr, dtype=np.float32)))
 
-    @property
-    def num_classes(self) -> int:
-        return self.embedding.shape[0]
-
-    @property
-    def embed_dims(self) -> int:
-        return self.embedding.shape[1]
-
-    def forward(self) -> torch.Tensor:
-        """(C, E) embeddings."""
-        return self.embedding
-
 
 @MODELS.register_module()
-class CLIPClassEmbedding(BaseModule):
+class CLIPClassEmbedding(ClassEmbeddingTable):
     """CLIP text embeddings of ``template.format(class_name)`` (frozen).
 
     Computed once at build time with open_clip through
-    :func:`mlrpl_mm.models.utils.encode_class_names` (cached on disk when
-    ``pretrained`` is set) and kept as a persistent buffer.
+    :func:`mlrpl_mm.models.utils.encode_label_names` (cached on disk when
+    ``pretrained`` is set) and kept as a persistent buffer. The text tower
+    uses QuickGELU for weights trained with it (``pretrained='openai'``:
+    the ``'-quickgelu'`` config), the choice of the image tower and of
+    SigRL's label embeddings; before, the OpenAI weights were run with GELU
+    here (issue #14).
 
     Args:
         class_names (Sequence[str]): The C class names in dataset order.
@@ -87,6 +100,8 @@ class CLIPClassEmbedding(BaseModule):
         template (str): Prompt with one ``{}``.
         cache_dir (str, optional): Embedding cache directory.
         num_classes (int, optional): Expected C; checked.
+        quick_gelu (bool, optional): QuickGELU in the text tower; None
+            (default): auto, on for weights trained with it (OpenAI).
     """
 
     def __init__(self, class_names: Sequence[str], model_name: str = 'ViT-B-16',
@@ -94,6 +109,7 @@ class CLIPClassEmbedding(BaseModule):
                  template: str = DEFAULT_TEMPLATE,
                  cache_dir: Optional[str] = DEFAULT_CACHE_DIR,
                  num_classes: Optional[int] = None,
+                 quick_gelu: Optional[bool] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         class_names = list(class_names)
@@ -101,27 +117,18 @@ class CLIPClassEmbedding(BaseModule):
             raise ValueError(
                 f'CLIPClassEmbedding: {len(class_names)} class_names given but '
                 f'num_classes={num_classes}')
-        emb = encode_class_names(class_names, model_name=model_name,
+        # seed=None: a random tower from the global RNG, as before
+        emb = encode_label_names(class_names, model_name=model_name,
                                  pretrained=pretrained, template=template,
+                                 quick_gelu=quick_gelu, seed=None,
+                                 who='CLIPClassEmbedding',
                                  cache_dir=cache_dir)
         self.class_names = class_names
         self.register_buffer('embedding', emb.float().contiguous())
 
-    @property
-    def num_classes(self) -> int:
-        return self.embedding.shape[0]
-
-    @property
-    def embed_dims(self) -> int:
-        return self.embedding.shape[1]
-
-    def forward(self) -> torch.Tensor:
-        """(C, E) embeddings."""
-        return self.embedding
-
 
 @MODELS.register_module()
-class LearnableClassEmbedding(BaseModule):
+class LearnableClassEmbedding(ClassEmbeddingTable):
     """A learnable (C, E) class-embedding table (offline fallback).
 
     Args:
@@ -141,15 +148,3 @@ class LearnableClassEmbedding(BaseModule):
                              f'{embed_dims}')
         self.embedding = nn.Parameter(torch.randn(num_classes, embed_dims) * std,
                                       requires_grad=requires_grad)
-
-    @property
-    def num_classes(self) -> int:
-        return self.embedding.shape[0]
-
-    @property
-    def embed_dims(self) -> int:
-        return self.embedding.shape[1]
-
-    def forward(self) -> torch.Tensor:
-        """(C, E) embeddings."""
-        return self.embedding

@@ -9,9 +9,9 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
-from mlrpl_mm.models.utils.clip_text_tower import (CLIPTextTower,
-                                                   build_clip_model,
-                                                   get_clip_tokenizer)
+from mlrpl_mm.models.utils.clip_text import (CLIPTextTower,
+                                             build_clip_model,
+                                             get_clip_tokenizer)
 
 #: The placeholder word of the context slots (one BPE token, replaced by the
 #: learnable vectors; CoOp's convention).
@@ -56,7 +56,7 @@ class DualPromptLearner(BaseModule):
             ``PromptClassNamesHook`` from the dataset) or restored from a
             checkpoint (the token ids are a persistent buffer).
         text_encoder (dict, optional): The open_clip text tower, see
-            :func:`~mlrpl_mm.models.utils.clip_text_tower.build_clip_model`
+            :func:`~mlrpl_mm.models.utils.clip_text.build_clip_model`
             (``model_name``, ``pretrained``, ``model_cfg``, ``quick_gelu``,
             ``cache_dir``, ``fallback_to_random``, ``seed``).
         n_ctx (int): M, context tokens per prompt. Defaults to 16.

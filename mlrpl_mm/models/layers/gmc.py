@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
+from mlrpl_mm.utils.registry import register_alias
+
 
 class GATv2Layer(nn.Module):
     r"""One GATv2 layer with a weight shared by source and target nodes.
@@ -109,7 +111,7 @@ class GATv2Layer(nn.Module):
         return out.mean(1)
 
 
-@MODELS.register_module()
+@MODELS.register_module(name='SigRLGMC')
 class GMC(nn.Module):
     r"""Graph-based multi-label correlation of SigRL (two GATv2 layers).
 
@@ -172,3 +174,7 @@ class GMC(nn.Module):
         x = F.elu(self.layer1(x, adj))
         x = self.dropout(x)
         return self.layer2(x, adj)
+
+
+# registered as 'SigRLGMC'; the old generic name stays loadable
+register_alias(MODELS, 'GMC', GMC)

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
+from mlrpl_mm.utils.registry import register_alias
+
 
 def _attend_chunk(tokens: torch.Tensor, queries: torch.Tensor,
                   weight: torch.Tensor, bias: torch.Tensor,
@@ -73,7 +75,7 @@ def chunked_attention(tokens: torch.Tensor, queries: torch.Tensor,
     return torch.cat(pooled, 1) if reduce == 'pool' else out
 
 
-@MODELS.register_module()
+@MODELS.register_module(name='SigRLSVFR')
 class SVFR(nn.Module):
     r"""Semantic visual feature reconstruction of SigRL.
 
@@ -147,3 +149,7 @@ class SVFR(nn.Module):
         mass = chunked_attention(tokens, o, self.vfr_fc, 'mass',
                                  self.class_chunk, self.use_checkpoint)
         return tokens * mass
+
+
+# registered as 'SigRLSVFR'; the old generic name stays loadable
+register_alias(MODELS, 'SVFR', SVFR)

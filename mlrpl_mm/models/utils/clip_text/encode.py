@@ -1,4 +1,12 @@
-"""Class-name embeddings from the open_clip text tower, cached on disk."""
+r"""Class-name embeddings from the open_clip text tower, cached on disk.
+
+For class names :math:`n_1 \dots n_C` and a template with one ``{}``:
+
+.. math:: E_c = \frac{T(\mathrm{tok}(\mathrm{template}(n_c)))}
+    {\|T(\cdot)\|_2} \in \mathbb{R}^D, \qquad E \in \mathbb{R}^{C \times D}
+
+with T the CLIP text tower (``CLIP.encode_text``).
+"""
 import hashlib
 import json
 import os
@@ -8,6 +16,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.logging import print_log
+
+from mlrpl_mm.models.utils.open_clip_factory import \
+    register_open_clip_configs
+from .model import build_custom_clip, resolve_text_model, seeded
 
 DEFAULT_TEMPLATE = 'There is a {} in the scene'
 DEFAULT_CACHE_DIR = osp.join(osp.expanduser('~'), '.cache', 'mlrpl_mm',
@@ -79,8 +91,6 @@ def encode_class_names(class_names: Sequence[str],
     import open_clip
 
     # model names that mlrpl_mm adds to open_clip (e.g. 'mlrpl-tiny-vit')
-    from mlrpl_mm.models.backbones.open_clip_backbone import \
-        register_open_clip_configs
     register_open_clip_configs()
     if model is None:
         model = open_clip.create_model(model_name, pretrained=pretrained)
@@ -99,4 +109,40 @@ def encode_class_names(class_names: Sequence[str],
         os.replace(tmp, path)
         print_log(f'cached {len(class_names)} class embeddings at {path}',
                   logger='current')
+    return emb
+
+
+def encode_label_names(class_names: Sequence[str],
+                       model_name: str = 'ViT-B-16',
+                       pretrained: Optional[str] = None,
+                       template: str = DEFAULT_TEMPLATE,
+                       model_cfg: Optional[dict] = None,
+                       quick_gelu: Optional[bool] = None,
+                       seed: Optional[int] = 0,
+                       who: str = 'text_encoder',
+                       **kwargs) -> torch.Tensor:
+    """:func:`encode_class_names` with the activation of the weights.
+
+    The text model is chosen by :func:`resolve_text_model` (``quick_gelu``
+    None = auto: QuickGELU for the OpenAI weights, the same choice as the
+    image tower) or built from ``model_cfg`` (random init). ``seed``: a
+    random-init tower is built under this seed, so that two builds give the
+    same embeddings (None: the global RNG). ``kwargs`` go to
+    :func:`encode_class_names` (``cache_dir``...).
+
+    Returns:
+        (C, D) float32 on CPU, rows of unit L2 norm.
+    """
+    with seeded(seed):
+        model = None
+        key_weights = pretrained
+        if model_cfg is not None:
+            model = build_custom_clip(model_cfg, pretrained, quick_gelu, who)
+            model_name = 'custom'
+        else:
+            model_name, model, key_weights = resolve_text_model(
+                model_name, pretrained, quick_gelu, who)
+        emb = encode_class_names(class_names, model_name=model_name,
+                                 pretrained=key_weights, template=template,
+                                 model=model, **kwargs)
     return emb

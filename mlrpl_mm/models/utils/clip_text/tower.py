@@ -7,81 +7,8 @@ embedding stage on. :class:`CLIPTextTower` holds open_clip's own modules
 ``text_projection``) and runs them exactly as ``CLIP.encode_text`` does after
 its token-embedding lookup.
 """
-import logging
-from typing import Dict, Optional
-
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
-
-TEXT_ENCODER_KEYS = ('model_name', 'pretrained', 'model_cfg', 'quick_gelu',
-                     'cache_dir', 'fallback_to_random', 'seed')
-
-
-def build_clip_model(cfg: Optional[Dict] = None, who: str = 'text_encoder'
-                     ) -> nn.Module:
-    """An open_clip ``CLIP`` model for its text tower.
-
-    ``cfg`` keys: ``model_name`` (default ``'RN101'``), ``pretrained``
-    (None = random init, an open_clip tag or a checkpoint path),
-    ``model_cfg`` (an explicit open_clip config, random init only),
-    ``quick_gelu`` (None = auto: QuickGELU for weights trained with it, e.g.
-    ``'openai'``, as :class:`OpenCLIPBackbone`), ``cache_dir``,
-    ``fallback_to_random`` (False: raise when the weights cannot be loaded;
-    True: warn loudly and use a random init, for offline tests / demos
-    only), ``seed`` (random init under this seed, default 0, so two builds
-    give the same tower).
-    """
-    import open_clip
-
-    from mlrpl_mm.models.backbones.open_clip_backbone import (
-        register_open_clip_configs, resolve_quick_gelu)
-    cfg = dict(cfg or {})
-    unknown = set(cfg) - set(TEXT_ENCODER_KEYS)
-    if unknown:
-        raise KeyError(f'{who}: unknown keys {sorted(unknown)}; allowed: '
-                       f'{list(TEXT_ENCODER_KEYS)}')
-    register_open_clip_configs()
-    model_name = cfg.get('model_name', 'RN101')
-    pretrained = cfg.get('pretrained', None)
-    model_cfg = cfg.get('model_cfg', None)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(cfg.get('seed', 0)))
-        if model_cfg is not None:
-            if pretrained is not None:
-                raise ValueError(f'{who}: pretrained weights need a '
-                                 'model_name, not a model_cfg')
-            from open_clip.model import CLIP
-            return CLIP(**model_cfg,
-                        quick_gelu=bool(cfg.get('quick_gelu', False)))
-        if model_name not in open_clip.list_models():
-            raise ValueError(f'{who}: unknown open_clip model '
-                             f'{model_name!r}; pass model_cfg for a custom '
-                             'one')
-        quick = resolve_quick_gelu(model_name, pretrained,
-                                   cfg.get('quick_gelu', None), who)
-        try:
-            return open_clip.create_model(model_name, pretrained=pretrained,
-                                          force_quick_gelu=quick,
-                                          cache_dir=cfg.get('cache_dir'))
-        except RuntimeError as err:
-            if not cfg.get('fallback_to_random', False) or pretrained is None:
-                raise
-            print_log(f'{who}: could not load the {model_name} text tower '
-                      f'{pretrained!r} ({err}); RANDOM text tower instead '
-                      '(fallback_to_random=True): the prompts carry no CLIP '
-                      'semantics', logger='current', level=logging.WARNING)
-            return open_clip.create_model(model_name, pretrained=None,
-                                          force_quick_gelu=quick)
-
-
-def get_clip_tokenizer(model_name: Optional[str]):
-    """open_clip's tokenizer of ``model_name`` (CLIP's BPE tokenizer for a
-    custom ``model_cfg``: ``model_name=None``). Offline."""
-    import open_clip
-    if model_name is None:
-        return open_clip.SimpleTokenizer()
-    return open_clip.get_tokenizer(model_name)
 
 
 class CLIPTextTower(nn.Module):
