@@ -5,6 +5,8 @@ import torch
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
+from mlrpl_mm.utils.checks import check_choice
+
 
 @OPTIM_WRAPPERS.register_module()
 class CPUAutocastOptimWrapper(OptimWrapper):
@@ -20,8 +22,7 @@ class CPUAutocastOptimWrapper(OptimWrapper):
 
     def __init__(self, *args, dtype: str = 'bfloat16', **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if dtype not in ('bfloat16', 'float16'):
-            raise ValueError(f"dtype must be 'bfloat16' or 'float16', got {dtype!r}")
+        check_choice('dtype', dtype, ('bfloat16', 'float16'))
         self.cast_dtype = getattr(torch, dtype)
         from mmengine.logging import print_log
         short = 'bf16' if dtype == 'bfloat16' else 'fp16'

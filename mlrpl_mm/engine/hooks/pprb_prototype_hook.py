@@ -9,7 +9,8 @@ from mmpretrain.registry import HOOKS
 # re-exported: their home before the layer held the prototype math
 from mlrpl_mm.models.layers.pprb_prototypes import (  # noqa: F401
     QUADRANT_MEANS, QuadrantPrototypeAccumulator)
-from mlrpl_mm.utils import sample_indices, stack_field, unwrap_model
+from mlrpl_mm.utils import (check_choice, sample_indices, stack_field,
+                            unwrap_model)
 
 from .training_set_pass import (StepGather, TrainingSetPassHook, eval_mode,
                                 training_set_batches)
@@ -169,9 +170,8 @@ class PPRBPrototypeHook(TrainingSetPassHook):
                  early_stop: bool = True) -> None:
         super().__init__(start_epoch, interval, pipeline, batch_size,
                          num_workers, head_attr)
-        if quadrant_mean not in QUADRANT_MEANS:
-            raise ValueError(f'PPRBPrototypeHook: quadrant_mean must be one of '
-                             f'{QUADRANT_MEANS}, got {quadrant_mean!r}')
+        check_choice('quadrant_mean', quadrant_mean, QUADRANT_MEANS,
+                     'PPRBPrototypeHook', one_of=True)
         if max_per_quadrant is not None and max_per_quadrant < 1:
             raise ValueError('PPRBPrototypeHook: max_per_quadrant must be >= 1 '
                              f'or None, got {max_per_quadrant}')

@@ -4,7 +4,7 @@ from typing import Optional, Sequence, Tuple
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from mlrpl_mm.utils import unwrap_model
+from mlrpl_mm.utils import check_choice, unwrap_model
 
 
 def _sigrl_heads(model):
@@ -50,8 +50,7 @@ class SigRLLabelSetHook(Hook):
     priority = 'HIGHEST'
 
     def __init__(self, zsl: Optional[str] = 'auto') -> None:
-        if zsl not in ('auto', None):
-            raise ValueError(f"zsl must be 'auto' or None, got {zsl!r}")
+        check_choice('zsl', zsl, ('auto', None))
         self.zsl = zsl
         self._eval_key = None
 

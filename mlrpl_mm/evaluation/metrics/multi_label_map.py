@@ -11,6 +11,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmpretrain.registry import METRICS
 
+from mlrpl_mm.utils.checks import check_choice
+
 AP_STYLES = ('voc', 'sklearn')
 
 
@@ -46,8 +48,7 @@ def average_precision(scores: np.ndarray,
     Returns:
         AP in [0, 1]; NaN when there is no positive.
     """
-    if style not in AP_STYLES:
-        raise ValueError(f'ap_style must be one of {AP_STYLES}, got {style!r}')
+    check_choice('ap_style', style, AP_STYLES, one_of=True)
     scores = np.asarray(scores, dtype=np.float64)
     targets = np.asarray(targets)
     known = targets != 0
@@ -170,12 +171,10 @@ class MultiLabelMAP(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if ap_style not in AP_STYLES:
-            raise ValueError(f'MultiLabelMAP: ap_style must be one of '
-                             f'{AP_STYLES}, got {ap_style!r}')
-        if no_positive not in ('zero', 'exclude'):
-            raise ValueError("MultiLabelMAP: no_positive must be 'zero' or "
-                             f"'exclude', got {no_positive!r}")
+        check_choice('ap_style', ap_style, AP_STYLES, 'MultiLabelMAP',
+                     one_of=True)
+        check_choice('no_positive', no_positive, ('zero', 'exclude'),
+                     'MultiLabelMAP')
         self.ap_style = ap_style
         self.no_positive = no_positive
         self.thr = thr

@@ -5,6 +5,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmpretrain.registry import METRICS
 
+from mlrpl_mm.utils.checks import check_choice
 from .multi_label_map import _to_numpy, average_precision, multilabel_prf
 
 
@@ -74,12 +75,9 @@ class ZeroShotMultiLabelMetric(BaseMetric):
                  no_positive: str = 'zero', collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if mode not in ('zsl', 'gzsl', 'both'):
-            raise ValueError("ZeroShotMultiLabelMetric: mode must be 'zsl', "
-                             f"'gzsl' or 'both', got {mode!r}")
-        if no_positive not in ('zero', 'exclude'):
-            raise ValueError("no_positive must be 'zero' or 'exclude', got "
-                             f'{no_positive!r}')
+        check_choice('mode', mode, ('zsl', 'gzsl', 'both'),
+                     'ZeroShotMultiLabelMetric')
+        check_choice('no_positive', no_positive, ('zero', 'exclude'))
         self.mode = mode
         self.zsl_indices = None if zsl_indices is None else \
             [int(i) for i in zsl_indices]

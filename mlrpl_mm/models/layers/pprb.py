@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from mlrpl_mm.utils.checks import check_choice
 from .iprb import check_unit_interval
 from .pprb_prototypes import NUM_QUADRANTS, QuadrantPrototypeAccumulator
 
@@ -41,9 +42,8 @@ def energy_quadrants(energy: torch.Tensor, hw: Sequence[int],
     if energy.dim() != 3 or energy.shape[1] != H * W:
         raise ValueError(f'energy_quadrants: energy must be (B, H*W={H * W}, C), '
                          f'got {tuple(energy.shape)}')
-    if split not in QUADRANT_SPLITS:
-        raise ValueError(f'energy_quadrants: split must be one of '
-                         f'{QUADRANT_SPLITS}, got {split!r}')
+    check_choice('split', split, QUADRANT_SPLITS, 'energy_quadrants',
+                 one_of=True)
     e = energy.detach().unflatten(1, (H, W))  # (B, H, W, C)
     h_star = e.amax(dim=2).argmax(dim=1)  # (B, C)
     w_star = e.amax(dim=1).argmax(dim=1)  # (B, C)
@@ -130,9 +130,8 @@ class PPRB(nn.Module):
                  fill_known: bool = True) -> None:
         super().__init__()
         self.fill_known = bool(fill_known)
-        if quadrant_split not in QUADRANT_SPLITS:
-            raise ValueError(f'PPRB: quadrant_split must be one of '
-                             f'{QUADRANT_SPLITS}, got {quadrant_split!r}')
+        check_choice('quadrant_split', quadrant_split, QUADRANT_SPLITS, 'PPRB',
+                     one_of=True)
         self.quadrant_split = quadrant_split
         if not 0.0 <= init_beta <= 1.0:
             raise ValueError(f'PPRB: init_beta must be in [0, 1], got {init_beta}')

@@ -6,14 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
+from mlrpl_mm.utils.checks import check_choice
 
 _MINING = ('reference', 'disjoint')
-
-
-def _check_mining(mining: str, who: str) -> None:
-    if mining not in _MINING:
-        raise ValueError(f'{who}: mining must be one of {_MINING}, got '
-                         f'{mining!r}')
 
 
 def _mine(values: torch.Tensor, n: int,
@@ -77,7 +72,8 @@ def instance_contrastive_loss(f: torch.Tensor, target: torch.Tensor,
     Returns:
         Scalar float32 loss.
     """
-    _check_mining(mining, 'instance_contrastive_loss')
+    check_choice('mining', mining, _MINING, 'instance_contrastive_loss',
+                 one_of=True)
     if f.dim() != 3 or target.shape != f.shape[:2]:
         raise ValueError(f'instance_contrastive_loss: f must be (B, C, D) and '
                          f'target (B, C), got {tuple(f.shape)} and '
@@ -120,7 +116,8 @@ class InstanceContrastiveLoss(nn.Module):
                  seed: Optional[int] = None,
                  mining: str = 'reference') -> None:
         super().__init__()
-        _check_mining(mining, 'InstanceContrastiveLoss')
+        check_choice('mining', mining, _MINING, 'InstanceContrastiveLoss',
+                     one_of=True)
         self.loss_weight = loss_weight
         self.mining = mining
         self.seed = seed

@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from mlrpl_mm.utils import get_train_progress
+from mlrpl_mm.utils import check_choice, get_train_progress
 from .utils import check_logits_target
 
 
@@ -48,9 +48,8 @@ class LargeLossRejectionLoss(nn.Module):
         super().__init__()
         if delta_rel < 0:
             raise ValueError(f'delta_rel must be >= 0, got {delta_rel}')
-        if rate not in ('exact', 'reference'):
-            raise ValueError("LargeLossRejectionLoss: rate must be 'exact' or "
-                             f"'reference', got {rate!r}")
+        check_choice('rate', rate, ('exact', 'reference'),
+                     'LargeLossRejectionLoss')
         self.delta_rel = delta_rel
         self.loss_weight = loss_weight
         self.rate = rate

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from mlrpl_mm.utils.checks import check_choice
+
 
 def asymmetric_loss_matrix(logits: torch.Tensor,
                            target: torch.Tensor,
@@ -99,9 +101,7 @@ def partial_asymmetric_loss(logits: torch.Tensor,
     Returns:
         Scalar loss.
     """
-    if reduction not in ('mean', 'sum'):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got "
-                         f'{reduction!r}')
+    check_choice('reduction', reduction, ('mean', 'sum'))
     if logits.shape != target.shape:
         raise ValueError(f'logits {tuple(logits.shape)} and target '
                          f'{tuple(target.shape)} must have the same shape')
@@ -144,9 +144,8 @@ class PartialAsymmetricLoss(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        if reduction not in ('mean', 'sum'):
-            raise ValueError(f"PartialAsymmetricLoss: reduction must be "
-                             f"'mean' or 'sum', got {reduction!r}")
+        check_choice('reduction', reduction, ('mean', 'sum'),
+                     'PartialAsymmetricLoss')
         self.gamma_pos = gamma_pos
         self.gamma_neg = gamma_neg
         self.clip = clip

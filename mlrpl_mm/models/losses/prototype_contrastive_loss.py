@@ -3,6 +3,8 @@ import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
+from mlrpl_mm.utils.checks import check_choice
+
 _MODES = ('reference', 'pull_push')
 _AVERAGES = ('known', 'all')
 
@@ -46,12 +48,10 @@ class PrototypeContrastiveLoss(nn.Module):
     def __init__(self, mode: str = 'reference', average: str = 'all',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        if mode not in _MODES:
-            raise ValueError(f'PrototypeContrastiveLoss: mode must be one of '
-                             f'{_MODES}, got {mode!r}')
-        if average not in _AVERAGES:
-            raise ValueError(f'PrototypeContrastiveLoss: average must be one '
-                             f'of {_AVERAGES}, got {average!r}')
+        check_choice('mode', mode, _MODES, 'PrototypeContrastiveLoss',
+                     one_of=True)
+        check_choice('average', average, _AVERAGES, 'PrototypeContrastiveLoss',
+                     one_of=True)
         self.mode = mode
         self.average = average
         self.loss_weight = loss_weight
