@@ -61,7 +61,9 @@ def entry_priority(scores: np.ndarray,
 STRATEGIES = ('positive', 'rare-positive', 'uncertain-positive',
               'uncertainty', 'random')
 # the best measured on the demo data (docs/own_data.md, "Does it beat random
-# entries?"): uncertainty + positive probability, classes taking turns
+# entries?"): uncertainty + positive probability, classes taking turns; ahead
+# of K random entries on held-out masks with the convex cheap model
+# (tests/test_benchmarks/test_bench_suggest_labels.py)
 DEFAULT_STRATEGY = 'uncertain-positive'
 DEFAULT_BALANCE = 'class'
 
