@@ -119,8 +119,7 @@ def build(C: int, H: int, B: int, D: int, variant: str, seed: int = 0,
                    out_channels=1024, avg_pool=True,
                    class_embedding=dict(type='LearnableClassEmbedding',
                                         embed_dims=300)),
-        contrastive_loss=dict(type='InstanceContrastiveLoss',
-                              loss_weight=0.05, seed=seed),
+        instance_loss=dict(type='InstanceContrastiveLoss', seed=seed),
         batch_branches=variant == 'pooled', pprb_seed=seed)
     if cls is not None:
         cfg.pop('type')
@@ -291,15 +290,12 @@ def _literal_class():
             Fp = (o4 * mixed + (1 - o4) * Fm).sum(1)
             out = dict(
                 loss_cls=self.loss_module(self._classify(f), target),
-                loss_iprb=self.iprb_weight * self.loss_module(
-                    self._classify(Fi), yi),
-                loss_pprb=self.pprb_weight * self.loss_module(
-                    self._classify(Fp), yp))
-            ramp = 1.0
-            if progress.epoch < self.contrastive_ramp_epochs:
-                ramp = (progress.epoch + progress.epoch_fraction) / \
-                    self.contrastive_ramp_epochs
-            out['loss_contrastive'] = ramp * self.contrastive_loss(f, target)
+                loss_iprb=self.weighted('iprb', self.loss_module(
+                    self._classify(Fi), yi)),
+                loss_pprb=self.weighted('pprb', self.loss_module(
+                    self._classify(Fp), yp)))
+            out['loss_instance'] = self.weighted(
+                'instance', self.instance_loss(f, target), self.ramp(progress))
             return out
 
     return LiteralDSRBHead

@@ -165,14 +165,10 @@ def build_cfg(case: str, C: int, tiny: bool = False, depth: int = None):
     h.in_channels = in_ch
     emb = dict(type='LearnableClassEmbedding', embed_dims=16 if tiny else 300)
     dims = dict(feat_channels=32, inter_channels=16, out_channels=32)
-    if case == 'dsrb':
+    if case in ('dsrb', 'ssgrl', 'hst'):  # the nested trunk of the family
         h.trunk.class_embedding = emb
         if tiny:
             h.trunk.update(dims)
-    elif case in ('ssgrl', 'hst'):
-        h.class_embedding = emb
-        if tiny:
-            h.update(dims)
     return cfg
 
 

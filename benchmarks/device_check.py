@@ -66,15 +66,15 @@ def write_config(work: str, method: str, batch: int, workers: int,
         f"embed_dims={16 if tiny else 300})"
     lines = [f'_base_ = [{base!r}]']
     dims = "feat_channels=32, inter_channels=16, out_channels=32, "
+    trunk = f"trunk=dict(class_embedding={emb}" + (
+        f", {dims[:-2]})" if tiny else ')')
     if method == 'hst':
-        head = (f"head=dict(class_embedding={emb}, pseudo_label_epoch=0"
-                + (f", in_channels=64, {dims}" if tiny else '') + ')')
+        head = (f"head=dict({trunk}, pseudo_label_epoch=0"
+                + (', in_channels=64' if tiny else '') + ')')
         hooks = ("[dict(type='LabelGraphHook'), dict(type='CSTPrototypeHook',"
                  " start_epoch=0, interval=5, pipeline='train'), "
                  "dict(type='PseudoLabelPrecisionHook')]")
     elif method == 'dsrb':
-        trunk = f"trunk=dict(class_embedding={emb}" + (
-            f", {dims[:-2]})" if tiny else ')')
         head = (f"head=dict({trunk}, blend_start_epoch=0"
                 + (', in_channels=64' if tiny else '') + ')')
         hooks = ("[dict(type='LabelGraphHook'), dict(type='PPRBPrototypeHook',"

@@ -31,8 +31,9 @@ model = dict(
                                  embed_dims=64)),
         iprb=dict(type='IPRB', init_alpha=0.5),
         pprb=dict(type='PPRB', init_beta=0.5, top_k=1),
-        contrastive_loss=dict(type='InstanceContrastiveLoss', loss_weight=0.05),
-        contrastive_ramp_epochs=1,
+        instance_loss=dict(type='InstanceContrastiveLoss'),
+        loss_weights=dict(instance=0.05),
+        ramp_epochs=1,
         blend_start_epoch=3,
     ),
 )

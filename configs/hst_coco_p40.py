@@ -11,5 +11,5 @@ train_dataloader = dict(batch_size=32, dataset=dict(known_ratio=known_ratio))
 model = dict(
     head=dict(
         num_classes=80,
-        class_embedding=dict(path='data/coco/glove_embeddings.npy'),
+        trunk=dict(class_embedding=dict(path='data/coco/glove_embeddings.npy')),
     ))

@@ -6,8 +6,9 @@ _base_ = ['./hst_demo.py']
 
 model = dict(
     backbone=dict(stem_channels=16, base_channels=16),
-    head=dict(in_channels=128, feat_channels=128, inter_channels=64,
-              out_channels=128),
+    head=dict(in_channels=128,
+              trunk=dict(feat_channels=128, inter_channels=64,
+                         out_channels=128)),
 )
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[5],
                        gamma=0.1)

@@ -157,14 +157,14 @@ def pseudo_label_votes(inferencer, img_paths: Sequence[str],
         names.append('cst')
     if not names or not hasattr(head, 'trunk'):
         return np.zeros((0, ) + partial.shape, bool), []
-    from mlrpl_mm.models.heads.hst_head import _feature_map
+    from mlrpl_mm.models.heads.head_utils import last_feature
     model = inferencer.model
     out = {n: [] for n in names}
     for i in range(0, len(img_paths), batch_size):
         batch = [inferencer._load(p) for p in img_paths[i:i + batch_size]]
         data = model.data_preprocessor(pseudo_collate(batch), False)
         feats = model.extract_feat(data['inputs'])
-        f = head.trunk(_feature_map(feats))['f']
+        f = head.trunk(last_feature(feats))['f']
         y = torch.as_tensor(partial[i:i + batch_size], dtype=torch.float32,
                             device=f.device)
         if 'ist' in out:

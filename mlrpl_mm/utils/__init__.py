@@ -4,8 +4,9 @@ from .checkpoint import (CheckpointError, checkpoint_safe_globals,
 from .data_samples import sample_indices, stack_field
 from .dist import (gather_by_index, gather_by_index_in_groups,
                    shutdown_distributed, stuck_rank_errors)
+from .generator import seeded_generator
 from .model import unwrap_model
-from .progress import TrainProgress, get_train_progress
+from .progress import TrainProgress, get_train_progress, linear_ramp
 from .registry import register_alias
 from .safe_pickle import UnsafePickleError, safe_pickle_load
 
@@ -16,5 +17,6 @@ __all__ = [
     'sample_indices', 'stack_field', 'gather_by_index',
     'gather_by_index_in_groups', 'shutdown_distributed', 'stuck_rank_errors',
     'TrainProgress',
-    'get_train_progress', 'register_alias', 'unwrap_model'
+    'get_train_progress', 'linear_ramp', 'register_alias',
+    'seeded_generator', 'unwrap_model'
 ]

@@ -49,3 +49,30 @@ def get_train_progress() -> TrainProgress:
     inner = max(0, it - epoch * iters_per_epoch)
     return TrainProgress(epoch, min(inner, iters_per_epoch - 1) if iters_per_epoch > 1 else 0,
                          iters_per_epoch)
+
+
+def linear_ramp(progress: TrainProgress, epochs: int) -> float:
+    r"""Linear warm-up factor of a loss term.
+
+    .. math::
+        \rho = \begin{cases}
+            (e + i / I) / E & e < E \\
+            1 & e \ge E
+        \end{cases}
+
+    with e the 0-based epoch, i / I the fraction of it already done
+    (:attr:`TrainProgress.epoch_fraction`) and E = ``epochs``; E <= 0 means
+    no ramp (always 1). HST (``ramp_epochs``) and DSRB (its instance
+    contrastive term) both use it with E = 1: :math:`\rho` grows from 0 to 1
+    over epoch 0.
+
+    Args:
+        progress (TrainProgress): From :func:`get_train_progress`.
+        epochs (int): E.
+
+    Returns:
+        float: :math:`\rho` in [0, 1].
+    """
+    if progress.epoch >= epochs:
+        return 1.0
+    return (progress.epoch + progress.epoch_fraction) / epochs

@@ -45,8 +45,11 @@ def test_config_states_the_protocol(path):
     assert cfg.param_scheduler.milestones == [10]
     assert cfg.param_scheduler.gamma == 0.1
     assert head.blend_start_epoch == 5
-    assert head.contrastive_loss.loss_weight == 0.05
-    assert head.iprb_weight == head.pprb_weight == 1.0
+    assert head.instance_loss.type == 'InstanceContrastiveLoss'
+    assert 'loss_weight' not in head.instance_loss
+    assert dict(head.loss_weights) == dict(cls=1.0, iprb=1.0, pprb=1.0,
+                                           instance=0.05)
+    assert head.ramp_epochs == 1
     assert (head.iprb is None) == (method == 'pprb')
     assert (head.pprb is None) == (method == 'iprb')
     hooks = {h.type: h for h in cfg.custom_hooks}

@@ -80,7 +80,7 @@ def test_train_dsrb_coco_p30_and_resume(coco, tmp_path):
     log = run_train(['configs/dsrb_coco_p30.py'] +
                     options(data_root, emb, work, 2, RESNET))
     assert 'PPRBPrototypeHook: prototypes at epoch 1' in log
-    assert 'loss_iprb' in log and 'loss_pprb' in log and 'loss_contrastive' in log
+    assert 'loss_iprb' in log and 'loss_pprb' in log and 'loss_instance' in log
     assert 'mAP' in log
     sd = _ckpt(osp.join(work, 'epoch_2.pth'))
     assert int(sd['head.pprb.prototype_epoch']) == 1

@@ -49,9 +49,10 @@ def _model(backbone, in_channels):
     cfg = Config.fromfile('configs/hst_demo.py')
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone = backbone
-    model_cfg.head.update(in_channels=in_channels, feat_channels=16,
-                          inter_channels=8, out_channels=16, avg_pool=False)
-    model_cfg.head.class_embedding.embed_dims = 8
+    model_cfg.head.in_channels = in_channels
+    model_cfg.head.trunk.update(feat_channels=16, inter_channels=8,
+                                out_channels=16, avg_pool=False)
+    model_cfg.head.trunk.class_embedding.embed_dims = 8
     model_cfg.data_preprocessor = cfg.data_preprocessor
     model_cfg.data_preprocessor.type = 'ClsDataPreprocessor'
     return MODELS.build(model_cfg)

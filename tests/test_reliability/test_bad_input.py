@@ -268,9 +268,10 @@ def test_spatial_head_on_pooled_features_named(rel_data):
     """HSTHead needs a (B, C, H, W) map; a pooling neck gives (B, C)."""
     cfg = Config.fromfile('configs/hst_demo.py')
     cfg.model.backbone.update(base_channels=8, stem_channels=8)
-    cfg.model.head.update(in_channels=64, feat_channels=16, inter_channels=8,
-                          out_channels=16)
-    cfg.model.head.class_embedding.embed_dims = 8
+    cfg.model.head.in_channels = 64
+    cfg.model.head.trunk.update(feat_channels=16, inter_channels=8,
+                                out_channels=16)
+    cfg.model.head.trunk.class_embedding.embed_dims = 8
     cfg.model.neck = dict(type='GlobalAveragePooling')
     model = MODELS.build(cfg.model)
     torch.manual_seed(3)

@@ -77,10 +77,10 @@ def test_bf16_autocast_training_keeps_losses_finite(rel_data, tmp_path):
     work = str(tmp_path / 'amp')
     proc = run_tool([sys.executable, 'tools/train.py', 'configs/hst_demo.py',
                      '--amp'] + method_options(rel_data, work, 1, [
-                         'model.head.feat_channels=16',
-                         'model.head.inter_channels=8',
-                         'model.head.out_channels=16',
-                         'model.head.class_embedding.embed_dims=8',
+                         'model.head.trunk.feat_channels=16',
+                         'model.head.trunk.inter_channels=8',
+                         'model.head.trunk.out_channels=16',
+                         'model.head.trunk.class_embedding.embed_dims=8',
                          'model.head.cst.num_prototypes=2',
                          'model.head.pseudo_label_epoch=0',
                          'custom_hooks.1.start_epoch=0',

@@ -20,8 +20,8 @@ from .conftest import NUM_VAL, method_options, read_scalars, run_tool
 
 KEY = 'multi-label/mAP_voc'
 HST = [
-    'model.head.feat_channels=16', 'model.head.inter_channels=8',
-    'model.head.out_channels=16', 'model.head.class_embedding.embed_dims=8',
+    'model.head.trunk.feat_channels=16', 'model.head.trunk.inter_channels=8',
+    'model.head.trunk.out_channels=16', 'model.head.trunk.class_embedding.embed_dims=8',
     'model.head.cst.num_prototypes=2', 'model.head.pseudo_label_epoch=0',
     'custom_hooks.1.start_epoch=0', 'custom_hooks.1.batch_size=3',
     'val_dataloader.batch_size=3', 'test_dataloader.batch_size=3',

@@ -25,9 +25,9 @@ CASES = {
     'hst': dict(
         config='configs/hst_demo.py', sig='SIGTERM',
         options=[
-            'model.head.feat_channels=16', 'model.head.inter_channels=8',
-            'model.head.out_channels=16',
-            'model.head.class_embedding.embed_dims=8',
+            'model.head.trunk.feat_channels=16', 'model.head.trunk.inter_channels=8',
+            'model.head.trunk.out_channels=16',
+            'model.head.trunk.class_embedding.embed_dims=8',
             'model.head.cst.num_prototypes=2',
             'model.head.pseudo_label_epoch=1',
             # custom_hooks.1 is CSTPrototypeHook in configs/hst_demo.py

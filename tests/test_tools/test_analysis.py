@@ -170,9 +170,9 @@ def test_plot_curves_of_an_hst_run_shows_pseudo_labels(demo_data,
     work = str(tmp_path_factory.mktemp('hst_run') / 'wd')
     run_tool([sys.executable, 'tools/train.py', 'configs/hst_demo.py'] +
              tiny_options(demo_data, work, max_epochs=2, extra=[
-                 'model.head.feat_channels=16', 'model.head.inter_channels=8',
-                 'model.head.out_channels=16',
-                 'model.head.class_embedding.embed_dims=8',
+                 'model.head.trunk.feat_channels=16', 'model.head.trunk.inter_channels=8',
+                 'model.head.trunk.out_channels=16',
+                 'model.head.trunk.class_embedding.embed_dims=8',
                  'model.head.pseudo_label_epoch=1',
                  'custom_hooks.1.start_epoch=1', 'custom_hooks.1.batch_size=8',
                  'train_cfg.val_interval=1']))

@@ -58,7 +58,7 @@ def test_hst_pseudo_label_votes_match_its_branches(demo_data):
     from mmengine.dataset import pseudo_collate
 
     from mlrpl_mm.apis import MultiLabelInferencer, list_images
-    from mlrpl_mm.models.heads.hst_head import _feature_map
+    from mlrpl_mm.models.heads.head_utils import last_feature
     torch.manual_seed(0)
     inf = MultiLabelInferencer(osp.join(ROOT, 'configs', 'hst_demo_lite.py'),
                                None)
@@ -69,7 +69,7 @@ def test_hst_pseudo_label_votes_match_its_branches(demo_data):
     with torch.no_grad():
         data = inf.model.data_preprocessor(
             pseudo_collate([inf._load(p) for p in paths]), False)
-        f = inf.head.trunk(_feature_map(inf.model.extract_feat(
+        f = inf.head.trunk(last_feature(inf.model.extract_feat(
             data['inputs'])))['f']
         raw = inf.head.ist.scores(inf.head.ist(f),
                                   torch.as_tensor(partial).float())

@@ -46,10 +46,11 @@ model = dict(
         pprb=dict(type='PPRB', init_beta=0.5, top_k=1, quadrant_split='floor',
                   fill_known=True),
         loss=dict(type='PartialBCELoss'),
-        contrastive_loss=dict(type='InstanceContrastiveLoss', loss_weight=0.05),
-        contrastive_ramp_epochs=1,
-        iprb_weight=1.0,
-        pprb_weight=1.0,
+        instance_loss=dict(type='InstanceContrastiveLoss'),
+        # w_cls, w_i, w_p and the instance term's lambda_c
+        loss_weights=dict(cls=1.0, iprb=1.0, pprb=1.0, instance=0.05),
+        # linear ramp of the instance term over epoch 0
+        ramp_epochs=1,
         blend_start_epoch=5,
         # plain / IPRB / PPRB features through the GNN as one batch
         batch_branches=True,

@@ -6,7 +6,7 @@
 # by torch hub). Offline / from scratch:
 #   --cfg-options model.backbone.init_cfg=None
 # Class embeddings: the reference's 300-d GloVe vectors of the class names as
-# a (C, 300) .npy file (set model.head.class_embedding.path), or switch to
+# a (C, 300) .npy file (set model.head.trunk.class_embedding.path), or switch to
 # dict(type='CLIPClassEmbedding', class_names=..., pretrained='openai') or
 # dict(type='LearnableClassEmbedding', embed_dims=300).
 model = dict(
@@ -24,13 +24,15 @@ model = dict(
         type='HSTHead',
         num_classes=80,
         in_channels=2048,
-        feat_channels=1024,
-        inter_channels=512,
-        out_channels=1024,
-        avg_pool=True,
-        gnn_steps=3,
-        class_embedding=dict(type='NpyClassEmbedding',
-                             path='data/coco/glove_embeddings.npy'),
+        trunk=dict(
+            type='SemanticTrunk',
+            feat_channels=1024,
+            inter_channels=512,
+            out_channels=1024,
+            avg_pool=True,
+            gnn_steps=3,
+            class_embedding=dict(type='NpyClassEmbedding',
+                                 path='data/coco/glove_embeddings.npy')),
         ist=dict(type='IntraSemanticTransfer', margin_init=1.0,
                  max_chunk_mb=256),
         cst=dict(type='CrossSemanticTransfer', num_prototypes=10,

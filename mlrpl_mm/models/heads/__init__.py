@@ -1,4 +1,6 @@
 from .base_partial_head import BasePartialLabelHead
+from .head_utils import build_module, last_feature
+from .semantic_trunk_head import SemanticTrunkHead
 from .partial_label_cls_head import PartialLabelClsHead
 from .sigrl_head import SigRLHead
 from .dsrb_head import DSRBHead
@@ -7,4 +9,5 @@ from .ssgrl_head import SSGRLHead
 from .dualcoop_head import DualCoOpHead, region_aggregation
 
 __all__ = ['HSTHead', 'SSGRLHead', 'DualCoOpHead', 'region_aggregation',
-           'BasePartialLabelHead', 'PartialLabelClsHead', 'SigRLHead', 'DSRBHead']
+           'BasePartialLabelHead', 'PartialLabelClsHead', 'SigRLHead', 'DSRBHead',
+           'SemanticTrunkHead', 'build_module', 'last_feature']

@@ -7,23 +7,66 @@ import torch.nn as nn
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mlrpl_mm.utils import get_train_progress
+from mlrpl_mm.utils import get_train_progress, seeded_generator
 
-from .base_partial_head import BasePartialLabelHead
+from .head_utils import build_module
+from .semantic_trunk_head import SemanticTrunkHead
+
+DEFAULT_INSTANCE_LOSS = dict(type='InstanceContrastiveLoss')
 
 
-def _build(cfg: Union[dict, nn.Module, None], **defaults) -> Optional[nn.Module]:
-    """Build a module from a config, filling in missing ``defaults``."""
-    if cfg is None or isinstance(cfg, nn.Module):
-        return cfg
-    cfg = copy.deepcopy(dict(cfg))
-    for k, v in defaults.items():
-        cfg.setdefault(k, v)
-    return MODELS.build(cfg)
+def legacy_dsrb_kwargs(kwargs: dict, instance_loss: Optional[dict],
+                       loss_weights: Optional[dict],
+                       ramp_epochs: Optional[int]
+                       ) -> Tuple[Optional[dict], dict, int]:
+    """Map the old DSRBHead arguments (popped from ``kwargs``) to the family
+    convention.
+
+    - ``contrastive_loss`` -> ``instance_loss``; its ``loss_weight`` (the
+      only weight of the term then, default 1) -> ``loss_weights['instance']``
+      (the loss module is built with weight 1: the same numbers);
+    - ``contrastive_ramp_epochs`` -> ``ramp_epochs``;
+    - ``iprb_weight`` / ``pprb_weight`` -> ``loss_weights['iprb' / 'pprb']``.
+
+    Returns:
+        ``(instance_loss, loss_weights, ramp_epochs)``.
+
+    Raises:
+        ValueError: an old name given next to its new one.
+    """
+    weights = dict(loss_weights or {})
+    legacy = {}
+    for old, key in (('iprb_weight', 'iprb'), ('pprb_weight', 'pprb')):
+        if old in kwargs:
+            legacy[key] = (old, kwargs.pop(old))
+    if 'contrastive_loss' in kwargs:
+        old = kwargs.pop('contrastive_loss')
+        if instance_loss != DEFAULT_INSTANCE_LOSS:
+            raise ValueError('DSRBHead: give instance_loss or its old name '
+                             'contrastive_loss, not both')
+        instance_loss = old
+        if isinstance(old, dict):
+            instance_loss = copy.deepcopy(dict(old))
+            legacy['instance'] = ('contrastive_loss.loss_weight',
+                                  instance_loss.pop('loss_weight', 1.0))
+        elif old is not None:  # a built module keeps its own weight
+            legacy['instance'] = ('contrastive_loss', 1.0)
+    for key, (old, value) in legacy.items():
+        if key in weights:
+            raise ValueError(f'DSRBHead: give loss_weights[{key!r}] or its '
+                             f'old name {old}, not both')
+        weights[key] = value
+    if 'contrastive_ramp_epochs' in kwargs:
+        old = kwargs.pop('contrastive_ramp_epochs')
+        if ramp_epochs is not None:
+            raise ValueError('DSRBHead: give ramp_epochs or its old name '
+                             'contrastive_ramp_epochs, not both')
+        ramp_epochs = old
+    return instance_loss, weights, 1 if ramp_epochs is None else ramp_epochs
 
 
 @MODELS.register_module()
-class DSRBHead(BasePartialLabelHead):
+class DSRBHead(SemanticTrunkHead):
     r"""Dual-perspective Semantic-aware Representation Blending head.
 
     Pu et al., "Dual-Perspective Semantic-Aware Representation Blending for
@@ -38,16 +81,17 @@ class DSRBHead(BasePartialLabelHead):
     classifier) gives the logits. The training loss is
 
     .. math::
-        \mathcal{L} = \mathrm{BCE}(\ell, y)
-            + \lambda_c\, \rho\, \mathcal{L}_{inst}(f, y)
+        \mathcal{L} = w_{cls}\,\mathrm{BCE}(\ell, y)
+            + \rho\, \lambda_c\, \mathcal{L}_{inst}(f, y)
             + [e \ge e_0]\,\big(w_i\, \mathrm{BCE}(\ell^{I}, \tilde y^{I})
             + w_p\, \mathrm{BCE}(\ell^{P}, \tilde y^{P})\big)
 
     with BCE the partial BCE over known entries (soft targets on blended
     entries), :math:`\mathcal{L}_{inst}` the instance contrastive loss
-    (:math:`\lambda_c` = 0.05 is its ``loss_weight``), :math:`\rho` the ramp
-    ``inner_iter / iters_per_epoch`` during the first ``contrastive_ramp_epochs``
-    epochs (1 after), :math:`e` the epoch (from
+    (:math:`\lambda_c` = ``loss_weights['instance']`` = 0.05; logged as
+    ``loss_instance``), :math:`\rho` the ramp
+    :func:`~mlrpl_mm.utils.linear_ramp` over the first ``ramp_epochs``
+    epochs (applied after the weight, :attr:`ramp_after_weight`), :math:`e` the epoch (from
     :func:`~mlrpl_mm.utils.get_train_progress`), :math:`e_0` =
     ``blend_start_epoch`` (5), and :math:`\ell^{I}, \ell^{P}` the logits of the
     IPRB / PPRB blended features (:class:`~mlrpl_mm.models.layers.IPRB`,
@@ -66,20 +110,22 @@ class DSRBHead(BasePartialLabelHead):
         num_classes (int): C.
         in_channels (int): Channels of the backbone's last map. Defaults to
             2048.
-        trunk (dict): :class:`SemanticTrunk` config; ``num_classes`` and
-            ``in_channels`` are filled in.
+        trunk (dict, optional): :class:`SemanticTrunk` config; ``num_classes``
+            and ``in_channels`` are filled in. Defaults to
+            ``dict(type='SemanticTrunk')``.
         iprb (dict, optional): IPRB config, None to disable.
             Defaults to ``dict(type='IPRB')``.
         pprb (dict, optional): PPRB config (``num_classes`` / ``in_channels``
             filled in), None to disable. Defaults to
             ``dict(type='PPRB', top_k=1)``.
         loss (dict): Classification loss. Defaults to ``PartialBCELoss``.
-        contrastive_loss (dict, optional): Instance contrastive loss, None to
-            disable. Defaults to ``InstanceContrastiveLoss`` with weight 0.05.
-        contrastive_ramp_epochs (int): Epochs of the linear ramp of the
-            contrastive loss (0 = none). Defaults to 1 (epoch 0).
-        iprb_weight (float): w_i. Defaults to 1.0.
-        pprb_weight (float): w_p. Defaults to 1.0.
+        instance_loss (dict, optional): Instance contrastive loss, None to
+            disable. Defaults to ``InstanceContrastiveLoss``.
+        loss_weights (dict, optional): Overrides of
+            :attr:`DEFAULT_LOSS_WEIGHTS`: ``cls`` (1.0), ``iprb`` (w_i, 1.0),
+            ``pprb`` (w_p, 1.0), ``instance`` (:math:`\lambda_c`, 0.05).
+        ramp_epochs (int): Epochs of the linear ramp of the instance term
+            (0 = none). Defaults to 1 (epoch 0).
         blend_start_epoch (int): e_0, first (0-based) blending epoch.
             Defaults to 5.
         batch_branches (bool): Classify the three branches as one batch.
@@ -91,58 +137,50 @@ class DSRBHead(BasePartialLabelHead):
         pprb_seed (int, optional): Seed of a private generator for the PPRB
             draws; None uses torch's global generator. Defaults to None.
         init_cfg (dict, optional): Initialisation config.
+        **kwargs: ``score_activation``, the old flat trunk arguments (moved
+            into ``trunk``) and the old names (:func:`legacy_dsrb_kwargs`):
+            ``contrastive_loss`` (its ``loss_weight`` becomes
+            ``loss_weights['instance']``), ``contrastive_ramp_epochs``,
+            ``iprb_weight``, ``pprb_weight``.
     """
+
+    DEFAULT_LOSS_WEIGHTS = dict(cls=1.0, iprb=1.0, pprb=1.0, instance=0.05)
+    ramp_after_weight = True
 
     def __init__(self,
                  num_classes: int,
                  in_channels: int = 2048,
-                 trunk: dict = dict(type='SemanticTrunk'),
+                 trunk: Union[dict, nn.Module, None] = None,
                  iprb: Optional[dict] = dict(type='IPRB'),
                  pprb: Optional[dict] = dict(type='PPRB', top_k=1),
                  loss: dict = dict(type='PartialBCELoss'),
-                 contrastive_loss: Optional[dict] = dict(
-                     type='InstanceContrastiveLoss', loss_weight=0.05),
-                 contrastive_ramp_epochs: int = 1,
-                 iprb_weight: float = 1.0,
-                 pprb_weight: float = 1.0,
+                 instance_loss: Optional[dict] = DEFAULT_INSTANCE_LOSS,
+                 loss_weights: Optional[dict] = None,
+                 ramp_epochs: Optional[int] = None,
                  blend_start_epoch: int = 5,
                  batch_branches: bool = True,
                  skip_unblended: bool = True,
                  pprb_seed: Optional[int] = None,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
-        super().__init__(num_classes=num_classes, init_cfg=init_cfg, **kwargs)
-        if contrastive_ramp_epochs < 0 or blend_start_epoch < 0:
-            raise ValueError('DSRBHead: contrastive_ramp_epochs and '
-                             'blend_start_epoch must be >= 0, got '
-                             f'{contrastive_ramp_epochs}, {blend_start_epoch}')
-        self.in_channels = in_channels
-        self.trunk = _build(trunk, num_classes=num_classes,
-                            in_channels=in_channels)
-        if self.trunk.num_classes != num_classes:
-            raise ValueError(f'DSRBHead: trunk num_classes={self.trunk.num_classes} '
-                             f'!= head num_classes={num_classes}')
-        feat_channels = self.trunk.feat_channels
-        self.iprb = _build(iprb)
-        self.pprb = _build(pprb, num_classes=num_classes,
-                           in_channels=feat_channels)
-        self.loss_module = _build(loss)
-        self.contrastive_loss = _build(contrastive_loss)
-        self.contrastive_ramp_epochs = contrastive_ramp_epochs
-        self.iprb_weight = iprb_weight
-        self.pprb_weight = pprb_weight
+        instance_loss, loss_weights, ramp_epochs = legacy_dsrb_kwargs(
+            kwargs, instance_loss, loss_weights, ramp_epochs)
+        if ramp_epochs < 0 or blend_start_epoch < 0:
+            raise ValueError('DSRBHead: ramp_epochs (contrastive_ramp_epochs) '
+                             'and blend_start_epoch must be >= 0, got '
+                             f'{ramp_epochs}, {blend_start_epoch}')
+        super().__init__(num_classes=num_classes, in_channels=in_channels,
+                         trunk=trunk, loss_weights=loss_weights,
+                         ramp_epochs=ramp_epochs, init_cfg=init_cfg, **kwargs)
+        self.iprb = build_module(iprb)
+        self.pprb = build_module(pprb, num_classes=num_classes,
+                                 in_channels=self.trunk.feat_channels)
+        self.loss_module = build_module(loss)
+        self.instance_loss = build_module(instance_loss)
         self.blend_start_epoch = blend_start_epoch
         self.batch_branches = batch_branches
         self.skip_unblended = skip_unblended
-        self.generator = None
-        if pprb_seed is not None:
-            self.generator = torch.Generator()
-            self.generator.manual_seed(int(pprb_seed))
-
-    # ------------------------------------------------------------------ trunk
-    def set_label_graph(self, adj: torch.Tensor) -> None:
-        """Set the (C, C) label graph of the trunk (``LabelGraphHook``)."""
-        self.trunk.set_label_graph(adj)
+        self.generator = seeded_generator(pprb_seed)
 
     def required_hooks(self, max_epochs: Optional[int] = None
                        ) -> Dict[str, str]:
@@ -166,10 +204,6 @@ class DSRBHead(BasePartialLabelHead):
                 'after each optimizer step')
         return need
 
-    @staticmethod
-    def _last(feats) -> torch.Tensor:
-        return feats[-1] if isinstance(feats, (tuple, list)) else feats
-
     def class_features(self, feats: Tuple[torch.Tensor]
                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                   Tuple[int, int]]:
@@ -180,15 +214,9 @@ class DSRBHead(BasePartialLabelHead):
             energy :math:`e_{b,n,c} = \alpha_{b,n,c} \sum_d x_{b,n,d}`
             (B, N, C), and the size of the reduced map.
         """
-        x = self.trunk.reduce(self._last(feats))  # (B, D, H, W)
-        f, attn = self.trunk.decouple(x)
+        f, attn, x = self.semantic_features(feats)  # x (B, D, H, W)
         energy = attn * x.flatten(2).sum(1).unsqueeze(-1)
         return f, attn, energy, (x.shape[2], x.shape[3])
-
-    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """Plain classifier logits (B, C)."""
-        f, _, _, _ = self.class_features(feats)
-        return self.trunk.classify(f)
 
     # ------------------------------------------------------------------- loss
     def _classify_branches(self, branches: List[torch.Tensor],
@@ -227,7 +255,7 @@ class DSRBHead(BasePartialLabelHead):
         """Loss terms (see the class docstring) and diagnostics.
 
         Returns:
-            dict with ``loss_cls``, ``loss_contrastive`` (if enabled) and, in
+            dict with ``loss_cls``, ``loss_instance`` (if enabled) and, in
             the blending phase, ``loss_iprb`` / ``loss_pprb`` (if enabled),
             plus detached diagnostics ``iprb_alpha``, ``pprb_beta`` and the
             mean number of blended entries per image.
@@ -236,39 +264,26 @@ class DSRBHead(BasePartialLabelHead):
         target = self.get_targets(data_samples, device=f.device)
         progress = get_train_progress()
         blending = progress.epoch >= self.blend_start_epoch
+        blends = []  # (name, blend weight name, (features, targets, mask))
+        if blending and self.iprb is not None:
+            blends.append(('iprb', 'alpha', self.iprb(f, target)))
+        if blending and self.pprb is not None:
+            blends.append(('pprb', 'beta', self.pprb(
+                f, energy, target, hw, generator=self.generator)[:3]))
         branches, soft_targets, names, masks = [f], [target], ['cls'], [None]
         out: Dict[str, torch.Tensor] = {}
-        if blending and self.iprb is not None:
-            f_i, y_i, m_i = self.iprb(f, target)
-            branches.append(f_i)
-            masks.append(m_i)
-            soft_targets.append(y_i)
-            names.append('iprb')
-            out['iprb_alpha'] = self.iprb.alpha.detach().clone()
-            out['iprb_blended'] = m_i.float().sum(1).mean().detach()
-        if blending and self.pprb is not None:
-            f_p, y_p, m_p, _ = self.pprb(f, energy, target, hw,
-                                         generator=self.generator)
-            branches.append(f_p)
-            masks.append(m_p)
-            soft_targets.append(y_p)
-            names.append('pprb')
-            out['pprb_beta'] = self.pprb.beta.detach().clone()
-            out['pprb_blended'] = m_p.float().sum(1).mean().detach()
+        for name, weight, (f_b, y_b, m_b) in blends:
+            branches.append(f_b)
+            masks.append(m_b)
+            soft_targets.append(y_b)
+            names.append(name)
+            out[f'{name}_{weight}'] = getattr(getattr(self, name),
+                                              weight).detach().clone()
+            out[f'{name}_blended'] = m_b.float().sum(1).mean().detach()
         logits = self._classify_branches(branches, masks)
-        weights = dict(cls=1.0, iprb=self.iprb_weight, pprb=self.pprb_weight)
         for name, lg, tg in zip(names, logits, soft_targets):
-            out[f'loss_{name}'] = weights[name] * self.loss_module(lg, tg)
-        if self.contrastive_loss is not None:
-            ramp = 1.0
-            if progress.epoch < self.contrastive_ramp_epochs:
-                ramp = (progress.epoch + progress.epoch_fraction) / \
-                    self.contrastive_ramp_epochs
-            out['loss_contrastive'] = ramp * self.contrastive_loss(f, target)
+            out[f'loss_{name}'] = self.weighted(name, self.loss_module(lg, tg))
+        if self.instance_loss is not None:
+            out['loss_instance'] = self.weighted(
+                'instance', self.instance_loss(f, target), self.ramp(progress))
         return out
-
-    def predict(self, feats: Tuple[torch.Tensor],
-                data_samples: Optional[List[Optional[DataSample]]] = None
-                ) -> List[DataSample]:
-        """Classifier scores (sigmoid of the plain logits), ``pred_score``."""
-        return super().predict(feats, data_samples)

@@ -1,38 +1,24 @@
 """HST head: semantic trunk + IST + CST (Chen et al., IJCV 2024)."""
-import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mlrpl_mm.models.layers.semantic_trunk import SemanticTrunk
 from mlrpl_mm.models.losses.partial_bce_loss import partial_bce_with_logits
 from mlrpl_mm.utils import get_train_progress, sample_indices
 
-from .base_partial_head import BasePartialLabelHead
+from .head_utils import build_module, last_feature
+from .semantic_trunk_head import SemanticTrunkHead
 
 DEFAULT_LOSS_WEIGHTS = dict(cls=1.0, cls_ist=1.0, cls_cst=1.0,
                             cooccurrence=10.0, margin_ist=0.1,
                             margin_cst=0.1, instance=0.05, prototype=0.05)
 
 
-def _build(cfg: Union[dict, nn.Module, None], **defaults):
-    if cfg is None or isinstance(cfg, nn.Module):
-        return cfg
-    cfg = copy.deepcopy(dict(cfg))
-    for k, v in defaults.items():
-        cfg.setdefault(k, v)
-    return MODELS.build(cfg)
-
-
-def _feature_map(feats) -> torch.Tensor:
-    return feats[-1] if isinstance(feats, (tuple, list)) else feats
-
-
 @MODELS.register_module()
-class HSTHead(BasePartialLabelHead):
+class HSTHead(SemanticTrunkHead):
     r"""Heterogeneous Semantic Transfer head.
 
     `Heterogeneous Semantic Transfer for Multi-label Recognition with Partial
@@ -70,14 +56,11 @@ class HSTHead(BasePartialLabelHead):
     Args:
         num_classes (int): C.
         in_channels (int): Backbone channels Cin. Defaults to 2048.
-        feat_channels (int): D. Defaults to 1024.
-        inter_channels (int): I. Defaults to 512.
-        out_channels (int): O. Defaults to 1024.
-        class_embedding (dict): Class-embedding source of the trunk.
-        avg_pool (bool): 2x2 average pooling before the reduction.
-            Defaults to True.
-        gnn_steps (int): Defaults to 3.
-        sd_chunk_size (int, optional): Class chunk of the decoupling.
+        trunk (dict, optional): :class:`SemanticTrunk` config (D =
+            ``feat_channels`` 1024, I = ``inter_channels`` 512, O =
+            ``out_channels`` 1024, ``class_embedding``, ``avg_pool`` (2x2
+            average pooling before the reduction, True), ``gnn_steps`` 3,
+            ``sd_chunk_size``). Defaults to ``dict(type='SemanticTrunk')``.
         ist (dict, optional): :class:`IntraSemanticTransfer` config
             (``num_classes`` / channels filled in); None disables IST.
         cst (dict, optional): :class:`CrossSemanticTransfer` config; None
@@ -93,19 +76,16 @@ class HSTHead(BasePartialLabelHead):
             Defaults to 5.
         ramp_epochs (int): Epochs of the linear warm-up ramp of the
             co-occurrence and instance terms. Defaults to 1 (epoch 0).
+        **kwargs: ``score_activation`` and the old flat trunk arguments
+            (feat_channels, ..., sd_chunk_size), moved into ``trunk``.
     """
+
+    DEFAULT_LOSS_WEIGHTS = DEFAULT_LOSS_WEIGHTS
 
     def __init__(self,
                  num_classes: int,
                  in_channels: int = 2048,
-                 feat_channels: int = 1024,
-                 inter_channels: int = 512,
-                 out_channels: int = 1024,
-                 class_embedding: dict = dict(type='LearnableClassEmbedding',
-                                              embed_dims=300),
-                 avg_pool: bool = True,
-                 gnn_steps: int = 3,
-                 sd_chunk_size: Optional[int] = None,
+                 trunk: Union[dict, nn.Module, None] = None,
                  ist: Optional[dict] = dict(type='IntraSemanticTransfer'),
                  cst: Optional[dict] = dict(type='CrossSemanticTransfer'),
                  cooccurrence_loss: dict = dict(type='AsymmetricCooccurrenceLoss'),
@@ -117,34 +97,22 @@ class HSTHead(BasePartialLabelHead):
                  ramp_epochs: int = 1,
                  init_cfg: Optional[dict] = None,
                  **kwargs) -> None:
-        super().__init__(num_classes=num_classes, init_cfg=init_cfg, **kwargs)
-        self.trunk = SemanticTrunk(
-            num_classes, in_channels=in_channels, feat_channels=feat_channels,
-            inter_channels=inter_channels, out_channels=out_channels,
-            class_embedding=class_embedding, avg_pool=avg_pool,
-            gnn_steps=gnn_steps, sd_chunk_size=sd_chunk_size)
-        self.ist = _build(ist, num_classes=num_classes,
-                          in_channels=feat_channels,
-                          inter_channels=inter_channels,
-                          out_channels=out_channels)
-        self.cst = _build(cst, num_classes=num_classes,
-                          in_channels=feat_channels)
-        self.cooccurrence_loss = _build(cooccurrence_loss) if self.ist else None
-        self.instance_loss = _build(instance_loss)
-        self.prototype_loss = _build(prototype_loss) if self.cst else None
-        unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
-        if unknown:
-            raise ValueError(f'HSTHead: unknown loss_weights keys {sorted(unknown)}; '
-                             f'valid: {sorted(DEFAULT_LOSS_WEIGHTS)}')
-        self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS, **(loss_weights or {}))
+        super().__init__(num_classes=num_classes, in_channels=in_channels,
+                         trunk=trunk, loss_weights=loss_weights,
+                         ramp_epochs=ramp_epochs, init_cfg=init_cfg, **kwargs)
+        t = self.trunk
+        self.ist = build_module(ist, num_classes=num_classes,
+                                in_channels=t.feat_channels,
+                                inter_channels=t.inter_channels,
+                                out_channels=t.out_channels)
+        self.cst = build_module(cst, num_classes=num_classes,
+                                in_channels=t.feat_channels)
+        self.cooccurrence_loss = build_module(cooccurrence_loss) \
+            if self.ist else None
+        self.instance_loss = build_module(instance_loss)
+        self.prototype_loss = build_module(prototype_loss) if self.cst else None
         self.pseudo_label_epoch = pseudo_label_epoch
-        self.ramp_epochs = ramp_epochs
         self.last_pseudo_labels: Dict[str, torch.Tensor] = {}
-
-    # -------------------------------------------------------------- trunk
-    def set_label_graph(self, adj: torch.Tensor) -> None:
-        """Set the (C, C) label graph of the gated GNN."""
-        self.trunk.set_label_graph(adj)
 
     def required_hooks(self, max_epochs: Optional[int] = None
                        ) -> Dict[str, str]:
@@ -158,48 +126,35 @@ class HSTHead(BasePartialLabelHead):
         return {'CSTPrototypeHook': 'the CST class prototypes (used from '
                 f'epoch {self.pseudo_label_epoch}, 0-based)'}
 
-    def class_features(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """SD class features F (B, C, D) (used by ``CSTPrototypeHook``)."""
-        return self.trunk.decouple(self.trunk.reduce(_feature_map(feats)))[0]
-
-    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """Classifier logits (B, C)."""
-        return self.trunk(_feature_map(feats))['logits']
-
     # -------------------------------------------------------------- loss
-    def _ramp(self, progress) -> float:
-        if progress.epoch >= self.ramp_epochs:
-            return 1.0
-        return (progress.epoch + progress.epoch_fraction) / self.ramp_epochs
-
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
         """Loss terms of the current phase plus diagnostics (see class doc)."""
-        out = self.trunk(_feature_map(feats))
+        out = self.trunk(last_feature(feats))
         logits, f = out['logits'], out['f']
         y = self.get_targets(data_samples, device=logits.device)
         progress = get_train_progress()
-        ramp = self._ramp(progress)
+        ramp = self.ramp(progress)
         phase2 = progress.epoch >= self.pseudo_label_epoch
-        w = self.loss_weights
-        losses = dict(loss_cls=w['cls'] * partial_bce_with_logits(logits, y))
+        wt = self.weighted
+        losses = dict(loss_cls=wt('cls', partial_bce_with_logits(logits, y)))
         unknown = y == 0
         pseudo = dict(sample_idx=sample_indices(data_samples))
         if self.ist is not None:
             q = self.ist(f)
-            losses['loss_cooc'] = w['cooccurrence'] * ramp * self.cooccurrence_loss(
-                q, y, self.ist.pair_i, self.ist.pair_j)
+            losses['loss_cooc'] = wt('cooccurrence', self.cooccurrence_loss(
+                q, y, self.ist.pair_i, self.ist.pair_j), ramp)
             if phase2:
                 ist = self.ist.pseudo_scores(q, y)
                 new = unknown & (ist > 0)
                 y_ist = torch.where(new, torch.ones_like(y), y)
-                losses['loss_cls_ist'] = w['cls_ist'] * partial_bce_with_logits(logits, y_ist)
-                losses['loss_margin_ist'] = w['margin_ist'] * partial_bce_with_logits(ist, y)
+                losses['loss_cls_ist'] = wt('cls_ist', partial_bce_with_logits(logits, y_ist))
+                losses['loss_margin_ist'] = wt('margin_ist', partial_bce_with_logits(ist, y))
                 losses['ist_new_pos'] = new.sum().float().detach()
                 losses['ist_margin'] = self.ist.margin.detach().clone()
                 pseudo['ist'] = new.detach().cpu()
         if self.instance_loss is not None:
-            losses['loss_instance'] = w['instance'] * ramp * self.instance_loss(f, y)
+            losses['loss_instance'] = wt('instance', self.instance_loss(f, y), ramp)
         if self.cst is not None and phase2:
             if not self.cst.has_prototypes:
                 raise RuntimeError(
@@ -210,10 +165,10 @@ class HSTHead(BasePartialLabelHead):
             cst = self.cst.pseudo_scores(f, sim=sim)
             new = unknown & (cst > 0)
             y_cst = torch.where(new, torch.ones_like(y), y)
-            losses['loss_cls_cst'] = w['cls_cst'] * partial_bce_with_logits(logits, y_cst)
-            losses['loss_margin_cst'] = w['margin_cst'] * partial_bce_with_logits(cst, y)
-            losses['loss_prototype'] = w['prototype'] * self.prototype_loss(
-                sim, y, self.cst.valid_classes)
+            losses['loss_cls_cst'] = wt('cls_cst', partial_bce_with_logits(logits, y_cst))
+            losses['loss_margin_cst'] = wt('margin_cst', partial_bce_with_logits(cst, y))
+            losses['loss_prototype'] = wt('prototype', self.prototype_loss(
+                sim, y, self.cst.valid_classes))
             losses['cst_new_pos'] = new.sum().float().detach()
             losses['cst_margin'] = self.cst.margin.detach().clone()
             pseudo['cst'] = new.detach().cpu()

@@ -7,6 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .base_partial_head import BasePartialLabelHead
+from .head_utils import last_feature
 
 
 @MODELS.register_module()
@@ -43,8 +44,10 @@ class PartialLabelClsHead(BasePartialLabelHead):
             else MODELS.build(loss)
 
     def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        """(B, D) pooled feature of the last stage."""
-        x = feats[-1] if isinstance(feats, (tuple, list)) else feats
+        """(B, D) pooled feature of the last stage: what ``fc`` consumes
+        (``ImageClassifier.extract_feat(inputs, stage='pre_logits')``); a
+        (B, D, H, W) map is averaged over H, W."""
+        x = last_feature(feats)
         if x.dim() == 4:
             x = x.mean(dim=(2, 3))
         if x.shape[1] != self.in_channels:

@@ -1,7 +1,7 @@
 from .class_embedding import (CLIPClassEmbedding, LearnableClassEmbedding,
                               NpyClassEmbedding)
-from .element_wise_linear import ElementWiseLinear
-from .gated_gnn import GatedGNN
+from .element_wise_linear import ElementWiseLinear, SSGRLElementWiseLinear
+from .gated_gnn import GatedGNN, SSGRLGatedGNN
 from .semantic_decoupling import SemanticDecoupling
 from .semantic_trunk import SemanticTrunk
 from .gmc import GMC, GATv2Layer
@@ -17,7 +17,8 @@ from .dual_prompt_learner import DualPromptLearner
 __all__ = [
     'IntraSemanticTransfer', 'CrossSemanticTransfer', 'kmeans',
     'CLIPClassEmbedding', 'LearnableClassEmbedding', 'NpyClassEmbedding',
-    'ElementWiseLinear', 'GatedGNN', 'SemanticDecoupling', 'SemanticTrunk',
+    'ElementWiseLinear', 'GatedGNN', 'SSGRLElementWiseLinear', 'SSGRLGatedGNN',
+    'SemanticDecoupling', 'SemanticTrunk',
     'GMC', 'GATv2Layer', 'SVFR', 'chunked_attention',
     'IPRB', 'PPRB', 'energy_quadrants', 'QuadrantPrototypeAccumulator',
     'DualPromptLearner'

@@ -7,10 +7,15 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from mlrpl_mm.utils.registry import register_alias
+
 
 @MODELS.register_module()
-class ElementWiseLinear(BaseModule):
+class SSGRLElementWiseLinear(BaseModule):
     r"""Element-wise linear layer: :math:`y_c = \langle u_c, x_c \rangle + e_c`.
+
+    Registered as ``SSGRLElementWiseLinear`` (the old name
+    ``ElementWiseLinear`` stays an alias in the registry and in Python).
 
     Args:
         num_classes (int): C (or any number of independent rows).
@@ -48,3 +53,8 @@ class ElementWiseLinear(BaseModule):
         if self.bias is not None:
             out = out + self.bias
         return out
+
+
+#: the old name (Python import and registry alias)
+ElementWiseLinear = SSGRLElementWiseLinear
+register_alias(MODELS, 'ElementWiseLinear', SSGRLElementWiseLinear)

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from mlrpl_mm.utils.registry import register_alias
+
 #: the per-gate layers of the equation, as (fused layer, row block).
 #: ``w_m`` (2D -> 3D) stacks W_z, W_r, W; ``u_zr`` (D -> 2D) stacks U_z, U_r.
 GATE_LAYERS = dict(w_z=('w_m', 0), w_r=('w_m', 1), w_h=('w_m', 2),
@@ -14,8 +16,11 @@ GATE_LAYERS = dict(w_z=('w_m', 0), w_r=('w_m', 1), w_h=('w_m', 2),
 
 
 @MODELS.register_module()
-class GatedGNN(BaseModule):
+class SSGRLGatedGNN(BaseModule):
     r"""Gated GNN propagating class features over a label graph A (C, C).
+
+    Registered as ``SSGRLGatedGNN`` (the old name ``GatedGNN`` stays an alias
+    in the registry and in Python).
 
     With :math:`h^0 = F` and, for each of ``num_steps`` steps,
 
@@ -118,3 +123,8 @@ class GatedGNN(BaseModule):
                                  F.linear(r * h, self.u_h.weight))
             h = h + z * (h_tilde - h)
         return h
+
+
+#: the old name (Python import and registry alias)
+GatedGNN = SSGRLGatedGNN
+register_alias(MODELS, 'GatedGNN', SSGRLGatedGNN)

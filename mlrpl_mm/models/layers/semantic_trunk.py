@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from .element_wise_linear import ElementWiseLinear
-from .gated_gnn import GatedGNN
+from .element_wise_linear import SSGRLElementWiseLinear
+from .gated_gnn import SSGRLGatedGNN
 from .semantic_decoupling import SemanticDecoupling
 
 
@@ -22,9 +22,9 @@ class SemanticTrunk(BaseModule):
        BN: (B, Cin, H, W) -> (B, D, H', W').
     2. ``decouple``: :class:`SemanticDecoupling` with the class embeddings:
        F (B, C, D) and the attention maps (B, N, C).
-    3. ``classify``: :class:`GatedGNN` over the label graph ``adj``
+    3. ``classify``: :class:`SSGRLGatedGNN` over the label graph ``adj``
        (h (B, C, D)), :math:`o_c = \tanh(W_o [h_c; f_c] + b_o)` (2D->O), and
-       :class:`ElementWiseLinear` :math:`\mathrm{logit}_c = \langle u_c,
+       :class:`SSGRLElementWiseLinear` :math:`\mathrm{logit}_c = \langle u_c,
        o_c\rangle + e_c`.
 
     The label graph is a persistent buffer ``adj`` (C, C), zero until
@@ -58,6 +58,7 @@ class SemanticTrunk(BaseModule):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.feat_channels = feat_channels
+        self.inter_channels = inter_channels
         self.out_channels = out_channels
         self.avg_pool = avg_pool
         if isinstance(class_embedding, nn.Module):
@@ -77,9 +78,9 @@ class SemanticTrunk(BaseModule):
             nn.BatchNorm2d(feat_channels))
         self.sd = SemanticDecoupling(feat_channels, self.embed_dims,
                                      inter_channels, chunk_size=sd_chunk_size)
-        self.gnn = GatedGNN(feat_channels, gnn_steps)
+        self.gnn = SSGRLGatedGNN(feat_channels, gnn_steps)
         self.fc_out = nn.Linear(2 * feat_channels, out_channels)
-        self.classifier = ElementWiseLinear(num_classes, out_channels)
+        self.classifier = SSGRLElementWiseLinear(num_classes, out_channels)
         self.register_buffer('adj', torch.zeros(num_classes, num_classes))
 
     def set_label_graph(self, adj: torch.Tensor) -> None:
@@ -136,11 +137,16 @@ class SemanticTrunk(BaseModule):
         """Reduced map (B, D, H, W) -> f (B, C, D), attn (B, N, C)."""
         return self.sd(x, self.class_embedding())
 
+    def pre_logits(self, f: torch.Tensor) -> torch.Tensor:
+        r"""f (B', C, D) -> o (B', C, O), the input of the element-wise
+        classifier: :math:`o_c = \tanh(W_o [h_c; f_c] + b_o)` with h the
+        gated-GNN output over the label graph ``adj``."""
+        h = self.gnn(f, self.adj)
+        return torch.tanh(self.fc_out(torch.cat([h, f], dim=2)))
+
     def classify(self, f: torch.Tensor) -> torch.Tensor:
         """f (B', C, D) -> logits (B', C) over the label graph ``adj``."""
-        h = self.gnn(f, self.adj)
-        o = torch.tanh(self.fc_out(torch.cat([h, f], dim=2)))
-        return self.classifier(o)
+        return self.classifier(self.pre_logits(f))
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Backbone map (B, Cin, H, W) -> dict(logits (B, C), f (B, C, D),

@@ -36,11 +36,13 @@ def test_config_states_the_protocol(path):
     # the protocol's ImageNet weights (download on first use)
     assert dict(bb.init_cfg) == dict(type='Pretrained',
                                      checkpoint='torchvision://resnet101')
-    assert head.avg_pool is True and head.in_channels == 2048
-    assert (head.feat_channels, head.inter_channels, head.out_channels) == \
+    trunk = head.trunk
+    assert trunk.type == 'SemanticTrunk'
+    assert trunk.avg_pool is True and head.in_channels == 2048
+    assert (trunk.feat_channels, trunk.inter_channels, trunk.out_channels) == \
         (1024, 512, 1024)
-    assert head.gnn_steps == 3
-    assert head.class_embedding.path == f'data/{ds}/glove_embeddings.npy'
+    assert trunk.gnn_steps == 3
+    assert trunk.class_embedding.path == f'data/{ds}/glove_embeddings.npy'
     tl = cfg.train_dataloader
     assert tl.batch_size == 32
     assert tl.dataset.type == 'PartialLabelDataset'

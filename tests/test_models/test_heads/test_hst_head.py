@@ -154,7 +154,7 @@ def test_ssgrl_head():
     head = MODELS.build(dict(type='SSGRLHead', num_classes=C, in_channels=6,
                              feat_channels=5, inter_channels=3, out_channels=7))
     x = (torch.randn(3, 6, 4, 4),)
-    loss = head.loss(x, samples(Y))['loss']
+    loss = head.loss(x, samples(Y))['loss_cls']
     torch.testing.assert_close(loss, partial_bce_with_logits(head(x), Y.float()))
 
 

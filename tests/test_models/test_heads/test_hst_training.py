@@ -21,11 +21,11 @@ def _options(root, work_dir, extra=()):
         'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
         'test_dataloader.num_workers=0', 'train_dataloader.batch_size=4',
         'val_dataloader.batch_size=8',
-        'model.head.feat_channels=16', 'model.head.inter_channels=8',
-        'model.head.out_channels=16',
-        'model.head.class_embedding._delete_=True',
-        'model.head.class_embedding.type=LearnableClassEmbedding',
-        'model.head.class_embedding.embed_dims=8',
+        'model.head.trunk.feat_channels=16', 'model.head.trunk.inter_channels=8',
+        'model.head.trunk.out_channels=16',
+        'model.head.trunk.class_embedding._delete_=True',
+        'model.head.trunk.class_embedding.type=LearnableClassEmbedding',
+        'model.head.trunk.class_embedding.embed_dims=8',
         'model.head.ist.max_chunk_mb=0.05',  # several pair chunks
         'model.head.pseudo_label_epoch=1',
         # custom_hooks[1] is CSTPrototypeHook in the HST model base

@@ -66,34 +66,76 @@ def progress():
         hub.update_info(k, v)
 
 
-def test_warmup_phase_terms_and_contrastive_ramp(progress):
-    head = make_head(contrastive_loss=dict(type='InstanceContrastiveLoss',
-                                           loss_weight=0.05, seed=1))
+def test_warmup_phase_terms_and_instance_ramp(progress):
+    head = make_head(instance_loss=dict(type='InstanceContrastiveLoss',
+                                        seed=1))
     feats, samples, target = batch()
     progress(0, inner=0)
     out = head.loss(feats, samples)
-    assert set(out) == {'loss_cls', 'loss_contrastive'}
-    assert float(out['loss_contrastive'].detach()) == 0.0  # ramp starts at 0
+    assert set(out) == {'loss_cls', 'loss_instance'}
+    assert float(out['loss_instance'].detach()) == 0.0  # ramp starts at 0
     progress(0, inner=4)
     out = head.loss(feats, samples)
     f, _, _, _ = head.class_features(feats)
     raw = instance_contrastive_loss(f, target, torch.Generator().manual_seed(1))
     # the loss's generator advanced by one call; recompute with a fresh one
-    head.contrastive_loss.generator.manual_seed(1)
+    head.instance_loss.generator.manual_seed(1)
     out = head.loss(feats, samples)
-    torch.testing.assert_close(out['loss_contrastive'], 0.4 * 0.05 * raw)
+    torch.testing.assert_close(out['loss_instance'], 0.4 * 0.05 * raw)
     torch.testing.assert_close(
         out['loss_cls'], partial_bce_with_logits(head.trunk.classify(f), target))
     progress(3, inner=4)
-    head.contrastive_loss.generator.manual_seed(1)
+    head.instance_loss.generator.manual_seed(1)
     out = head.loss(feats, samples)
-    torch.testing.assert_close(out['loss_contrastive'], 0.05 * raw)
+    torch.testing.assert_close(out['loss_instance'], 0.05 * raw)
     assert 'loss_iprb' not in out and 'loss_pprb' not in out
+
+
+@pytest.mark.parametrize('epoch,inner', [(0, 3), (0, 7), (5, 2)])
+def test_old_argument_names_give_the_same_bits(progress, epoch, inner):
+    """contrastive_loss (+ its loss_weight), contrastive_ramp_epochs,
+    iprb_weight / pprb_weight: the old names map to instance_loss,
+    ramp_epochs and loss_weights with bit-identical losses."""
+    progress(epoch, inner=inner, ipe=10)
+    old = make_head(contrastive_loss=dict(type='InstanceContrastiveLoss',
+                                          loss_weight=0.05, seed=1),
+                    contrastive_ramp_epochs=1, iprb_weight=0.7,
+                    pprb_weight=1.3)
+    new = make_head(instance_loss=dict(type='InstanceContrastiveLoss', seed=1),
+                    ramp_epochs=1,
+                    loss_weights=dict(iprb=0.7, pprb=1.3, instance=0.05))
+    assert old.loss_weights == new.loss_weights
+    assert old.instance_loss.loss_weight == 1.0
+    feats, samples, _ = batch(B=5, seed=3)
+    old.generator.manual_seed(0)
+    new.generator.manual_seed(0)
+    a, b = old.loss(feats, samples), new.loss(feats, samples)
+    assert list(a) == list(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # without the old loss_weight the term had weight 1
+    plain = make_head(contrastive_loss=dict(type='InstanceContrastiveLoss'))
+    assert plain.loss_weights['instance'] == 1.0
+    assert make_head(contrastive_loss=None).instance_loss is None
+
+
+@pytest.mark.parametrize('kw', [
+    dict(contrastive_loss=None, instance_loss=None),
+    dict(iprb_weight=0.5, loss_weights=dict(iprb=0.5)),
+    dict(contrastive_loss=dict(type='InstanceContrastiveLoss',
+                               loss_weight=0.1),
+         loss_weights=dict(instance=0.1)),
+    dict(contrastive_ramp_epochs=1, ramp_epochs=1),
+    dict(feat_channels=D),  # also inside trunk=dict(...)
+])
+def test_old_and_new_name_together_is_an_error(kw):
+    with pytest.raises(ValueError, match='not both|given twice'):
+        MODELS.build(head_cfg(**kw))
 
 
 def test_blending_phase_loss_equals_direct_computation(progress):
     progress(5, inner=2)
-    head = make_head(iprb_weight=0.7, pprb_weight=1.3, contrastive_loss=None)
+    head = make_head(loss_weights=dict(iprb=0.7, pprb=1.3), instance_loss=None)
     feats, samples, target = batch(B=5, seed=3)
     out = head.loss(feats, samples)
     assert set(out) >= {'loss_cls', 'loss_iprb', 'loss_pprb', 'iprb_alpha',
@@ -147,7 +189,7 @@ def test_skip_unblended_images_is_exact(progress, batched, fill):
     res = []
     for skip in (True, False):
         head = make_head(batch_branches=batched, skip_unblended=skip,
-                         contrastive_loss=None,
+                         instance_loss=None,
                          pprb=dict(type='PPRB', fill_known=fill))
         x = feats[0].clone().requires_grad_()
         if skip:  # count the rows that reach the GNN
