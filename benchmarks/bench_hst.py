@@ -9,13 +9,13 @@ at the reference shapes: B = 32, D = 1024, I = 512, O = 1024, the backbone map
 C = 200 (VG-200, 19,900 pairs).
 
 ``literal`` swaps in the formulation of the reference code, written from
-hst.md: the repeat-based semantic decoupling (W1 x_n repeated over classes,
-W2 w_c repeated over locations, W3 then W4 on the (B N C, I) block, pooling
-through a (B, N, C, D) tensor), the unchunked pair branch (the (B, P, 2I)
-concatenation through W_i2 and W_i3 for every pair) and the per-gate gated
-GNN (six linear layers, the graph repeated over the batch, two bmm per step).
-``ours`` is the collapsed / factorised / chunked / fused implementation. Both
-share the same weights. Times are the median wall time and the median CPU
+docs/equations/hst.md: the repeat-based semantic decoupling (W1 x_n repeated
+over classes, W2 w_c repeated over locations, W3 then W4 on the (B N C, I)
+block, pooling through a (B, N, C, D) tensor), the unchunked pair branch (the
+(B, P, 2I) concatenation through W_i2 and W_i3 for every pair) and the per-gate
+gated GNN (six linear layers, the graph repeated over the batch, two bmm per
+step). ``ours`` is the collapsed / factorised / chunked / fused implementation.
+Both share the same weights. Times are the median wall time and the median CPU
 time (process time, all threads) of a step; the machine may be shared, so
 the load average at the start and end of each case is reported too.
 

@@ -1,9 +1,9 @@
 # SigRL on MS-COCO 2014 with 50% known labels (the known-proportion protocol
-# of protocol.md, seed 0; no published code offers SigRL in this setting).
-# CLIP ViT-B/16 (OpenAI, QuickGELU) with GMC + SVFR, partial BCE on the known
-# labels (positives and negatives) over the SigRL scores (logit scale 1 as the
-# reference; a larger model.head.logit_scale sharpens the sigmoid). The
-# protocol's augmentation with a final 224 px (ViT-B/16 input); Adam 1e-5,
+# of docs/equations/protocol.md, seed 0; no published code offers SigRL in this
+# setting). CLIP ViT-B/16 (OpenAI, QuickGELU) with GMC + SVFR, partial BCE on
+# the known labels (positives and negatives) over the SigRL scores (logit scale
+# 1 as the reference; a larger model.head.logit_scale sharpens the sigmoid).
+# The protocol's augmentation with a final 224 px (ViT-B/16 input); Adam 1e-5,
 # 20 epochs, x0.1 at epoch 10, batch 32, but no weight decay (decaying the
 # CLIP weights towards 0 is not the protocol's intent for a ResNet). VOC-style
 # mAP on all 40,504 val2014 images.

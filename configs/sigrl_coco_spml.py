@@ -1,7 +1,7 @@
-# SigRL, single-positive multi-label learning on MS-COCO 2014 (sigrl.md):
-# CLIP ViT-B/16 (OpenAI, QuickGELU), whole image tower trained, EM loss
-# (alpha 0.1), Adam lr 1e-5, no weight decay, no schedule, 10 epochs,
-# batch 1 as the reference (any batch works: --cfg-options
+# SigRL, single-positive multi-label learning on MS-COCO 2014
+# (docs/equations/sigrl.md): CLIP ViT-B/16 (OpenAI, QuickGELU), whole image
+# tower trained, EM loss (alpha 0.1), Adam lr 1e-5, no weight decay, no
+# schedule, 10 epochs, batch 1 as the reference (any batch works: --cfg-options
 # train_dataloader.batch_size=8 and --auto-scale-lr). Images: resize 448 +
 # flip, then 224; ImageNet mean/std (CLIP's in the dataset base's comment).
 # Epoch selected on the val mAP (full labels of the 20% split of train2014, best

@@ -1,12 +1,13 @@
-# SigRL, zero-shot multi-label recognition on NUS-WIDE (sigrl.md): trained on
-# the 925 seen tags (full labels), evaluated without retraining on the 81
-# unseen concepts (ZSL) and on all 1006 classes (GZSL) with mAP and F1@3/@5;
-# the label set is swapped by SigRLLabelSetHook (text embeddings of the test
-# classes). Loss: ranking loss on the scores + L1 distillation of g towards
-# a frozen copy of the initial image tower. Only the last 2 ViT blocks,
-# ln_post, the projection and the heads train; AdamW lr 1e-4, wd 0.05 on
-# >= 2-D parameters, layer-wise lr decay 0.65, 2-epoch linear warm-up then
-# cosine to 1e-7, 20 epochs, batch 32, RandAugment (magnitude 9), 224 px.
+# SigRL, zero-shot multi-label recognition on NUS-WIDE
+# (docs/equations/sigrl.md): trained on the 925 seen tags (full labels),
+# evaluated without retraining on the 81 unseen concepts (ZSL) and on all 1006
+# classes (GZSL) with mAP and F1@3/@5; the label set is swapped by
+# SigRLLabelSetHook (text embeddings of the test classes). Loss: ranking loss
+# on the scores + L1 distillation of g towards a frozen copy of the initial
+# image tower. Only the last 2 ViT blocks, ln_post, the projection and the
+# heads train; AdamW lr 1e-4, wd 0.05 on >= 2-D parameters, layer-wise lr decay
+# 0.65, 2-epoch linear warm-up then cosine to 1e-7, 20 epochs, batch 32,
+# RandAugment (magnitude 9), 224 px.
 _base_ = [
     './_base_/models/sigrl_clip_vit_b16.py',
     './_base_/default_runtime.py',

@@ -138,8 +138,8 @@ class CocoMultiLabel(BaseMultiLabelDataset):
     """MS-COCO multi-label classification from an ``instances_*.json`` file.
 
     Classes: the categories of the json sorted by category id (index c = the
-    position of the id in the sorted id list, protocol.md); names in
-    ``metainfo['classes']``. Images: every image id of the json in the
+    position of the id in the sorted id list, docs/equations/protocol.md);
+    names in ``metainfo['classes']``. Images: every image id of the json in the
     reference order (``COCO.imgs.keys()``, i.e. the order of the json's
     ``images`` list). An image without annotations is an all-negative row
     (40,504 val2014 images, the reference); ``drop_empty=True`` drops them

@@ -1,5 +1,5 @@
 """Wrapper that turns a fully labelled multi-label dataset into a partially
-labelled one, following one of the protocols of protocol.md."""
+labelled one, following one of the protocols of docs/equations/protocol.md."""
 import copy
 from typing import Any, Callable, List, Optional, Sequence, Union
 

@@ -1,4 +1,5 @@
-"""The partial-label protocols of protocol.md as pure NumPy functions.
+"""The partial-label protocols of docs/equations/protocol.md as pure NumPy
+functions.
 
 * :func:`proportion_mask`: the "known proportion" protocol of the SSGRL family
   (bit-exact with the published VOC 2007 files).

@@ -100,7 +100,8 @@ def test_bit_exact_published_voc2007_partial_labels(p, voc_train,
 
 
 def naive_single_positive(labels, seed=1200):
-    """Cole et al. as described in protocol.md, on Python lists."""
+    """Cole et al. as described in docs/equations/protocol.md, on Python
+    lists."""
     rng = np.random.RandomState(seed)
     out = np.zeros_like(labels)
     for i, row in enumerate(labels):

@@ -58,9 +58,9 @@ PROTOCOL_BASES = ['configs/_base_/datasets/coco_partial.py',
 
 @pytest.mark.parametrize('base', PROTOCOL_BASES)
 def test_protocol_pipeline_steps(base):
-    """protocol.md: resize 512 x 512 (bicubic) -> random square crop with a
-    side in {512, 448, 384, 320, 256} -> resize 448 -> horizontal flip,
-    ImageNet mean/std; test: resize 448 x 448. Checked step by step on a
+    """docs/equations/protocol.md: resize 512 x 512 (bicubic) -> random square
+    crop with a side in {512, 448, 384, 320, 256} -> resize 448 -> horizontal
+    flip, ImageNet mean/std; test: resize 448 x 448. Checked step by step on a
     non-square image (the end shape alone cannot tell a missing step)."""
     from PIL import Image
     cfg = Config.fromfile(base)

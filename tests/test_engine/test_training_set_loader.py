@@ -1,9 +1,9 @@
 """The prototype hooks' training-set loader (training_set_loader.py).
 
 Both CSTPrototypeHook and PPRBPrototypeHook default to pipeline='train' (the
-reference's augmented training images, protocol.md "faithful by default");
-'test' applies the config's val (else test) pipeline to the training set's
-data infos; errors name the hook."""
+reference's augmented training images, docs/equations/protocol.md "faithful by
+default"); 'test' applies the config's val (else test) pipeline to the training
+set's data infos; errors name the hook."""
 import inspect
 from types import SimpleNamespace
 

@@ -12,7 +12,8 @@ from mlrpl_mm.evaluation import average_precision, multilabel_prf
 
 
 def naive_voc_ap(scores, targets):
-    """Direct VOC all-points envelope AP with loops (protocol.md)."""
+    """Direct VOC all-points envelope AP with loops
+    (docs/equations/protocol.md)."""
     keep = targets != 0
     s, t = scores[keep], targets[keep] == 1
     order = sorted(range(len(s)), key=lambda i: -s[i])

@@ -1,4 +1,4 @@
-"""IPRB / PPRB: pooled formulation vs the literal (B, N, C, D) one of dsrb.md."""
+"""IPRB / PPRB: pooled formulation vs the literal (B, N, C, D) one of docs/equations/dsrb.md."""
 import pytest
 import torch
 from mmpretrain.registry import MODELS
@@ -10,7 +10,8 @@ from mlrpl_mm.models.losses.partial_bce_loss import partial_bce_with_logits
 
 
 # ----------------------------------------------------------------------------
-# literal formulation, written directly from dsrb.md with Python loops
+# literal formulation, written directly from docs/equations/dsrb.md with Python
+# loops
 # ----------------------------------------------------------------------------
 def literal_quadrant(e_map: torch.Tensor, H: int, W: int,
                      split: str = 'floor') -> int:

@@ -1,4 +1,5 @@
-"""Every DSRB config parses and states the published protocol (dsrb.md)."""
+"""Every DSRB config parses and states the published protocol
+(docs/equations/dsrb.md)."""
 import os.path as osp
 
 import pytest

@@ -6,8 +6,8 @@ published ``original-labels/train.txt``) or a raw dataset (``--dataset``,
 ``--data-root``, ``--split``). Output in ``--out-dir``:
 
 - ``--mode proportion`` (default): ``train_proportion_<p>.txt`` for every
-  ``--ratios`` p (seed-0 protocol of protocol.md; bit-exact with the published
-  VOC 2007 files);
+  ``--ratios`` p (seed-0 protocol of docs/equations/protocol.md; bit-exact with
+  the published VOC 2007 files);
 - ``--mode single_positive``: ``train_single_positive.txt`` (Cole et al.,
   RandomState(1200)) and the 80/20 split ``spml_train_indices.txt`` /
   ``spml_val_indices.txt``;

@@ -1,7 +1,7 @@
-# MS-COCO 2014, known-proportion protocol (protocol.md): train2014 with the
-# seed-0 partial labels at `known_ratio`, evaluated on all 40,504 val2014
-# images (reference order, images without annotation kept) with the VOC-style
-# interpolated mAP. Method configs override
+# MS-COCO 2014, known-proportion protocol (docs/equations/protocol.md):
+# train2014 with the seed-0 partial labels at `known_ratio`, evaluated on all
+# 40,504 val2014 images (reference order, images without annotation kept) with
+# the VOC-style interpolated mAP. Method configs override
 # train_dataloader.dataset.known_ratio.
 dataset_type = 'CocoMultiLabel'
 data_root = 'data/coco'

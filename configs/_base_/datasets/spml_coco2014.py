@@ -1,7 +1,8 @@
-# MS-COCO 2014, single-positive protocol (protocol.md): 80% of the
-# official train split with one known positive per image (RandomState(1200)),
-# the other 20% with full labels for model selection, the official val2014 split
-# as test set. Non-interpolated (sklearn) mAP. 448 px (ResNet-50 baselines).
+# MS-COCO 2014, single-positive protocol (docs/equations/protocol.md): 80% of
+# the official train split with one known positive per image
+# (RandomState(1200)), the other 20% with full labels for model selection, the
+# official val2014 split as test set. Non-interpolated (sklearn) mAP. 448 px
+# (ResNet-50 baselines).
 dataset_type = 'CocoMultiLabel'
 data_root = 'data/coco'
 num_classes = 80

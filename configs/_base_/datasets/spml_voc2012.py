@@ -1,7 +1,8 @@
-# Pascal VOC 2012, single-positive protocol (protocol.md): 80% of the
-# official train split with one known positive per image (RandomState(1200)),
-# the other 20% with full labels for model selection, the official val split
-# as test set. Non-interpolated (sklearn) mAP. 448 px (ResNet-50 baselines).
+# Pascal VOC 2012, single-positive protocol (docs/equations/protocol.md): 80%
+# of the official train split with one known positive per image
+# (RandomState(1200)), the other 20% with full labels for model selection, the
+# official val split as test set. Non-interpolated (sklearn) mAP. 448 px
+# (ResNet-50 baselines).
 dataset_type = 'VOCMultiLabel'
 data_root = 'data/VOCdevkit/VOC2012'
 num_classes = 20

@@ -1,9 +1,10 @@
-# Visual Genome VG-200, known-proportion protocol (protocol.md): the train
-# list (98,249 images) with the seed-0 partial labels at `known_ratio`,
-# evaluated on the test list (10,000) with the VOC-style interpolated mAP.
-# Files: train_list.txt / test_list.txt, vg_category_200_labels_index.json,
-# vg_category_200.txt, images in VG_100K/ (tools/data/prepare_vg.py).
-# Method configs override train_dataloader.dataset.known_ratio.
+# Visual Genome VG-200, known-proportion protocol (docs/equations/protocol.md):
+# the train list (98,249 images) with the seed-0 partial labels at
+# `known_ratio`, evaluated on the test list (10,000) with the VOC-style
+# interpolated mAP. Files: train_list.txt / test_list.txt,
+# vg_category_200_labels_index.json, vg_category_200.txt, images in VG_100K/
+# (tools/data/prepare_vg.py). Method configs override
+# train_dataloader.dataset.known_ratio.
 dataset_type = 'VGMultiLabel'
 data_root = 'data/vg'
 num_classes = 200

@@ -1,8 +1,8 @@
-# Pascal VOC 2007, known-proportion protocol (protocol.md): trainval (5,011
-# images, ImageSets order) with the seed-0 partial labels at `known_ratio`
-# (bit-exact with the published files), evaluated on test (4,952) with the
-# VOC-style interpolated mAP. Difficult objects skipped (negative unless a
-# non-difficult instance exists); difficult='ignore' scores them as 0.
+# Pascal VOC 2007, known-proportion protocol (docs/equations/protocol.md):
+# trainval (5,011 images, ImageSets order) with the seed-0 partial labels at
+# `known_ratio` (bit-exact with the published files), evaluated on test (4,952)
+# with the VOC-style interpolated mAP. Difficult objects skipped (negative
+# unless a non-difficult instance exists); difficult='ignore' scores them as 0.
 # Method configs override train_dataloader.dataset.known_ratio.
 dataset_type = 'VOCMultiLabel'
 data_root = 'data/VOCdevkit/VOC2007'

@@ -1,7 +1,7 @@
-# DSRB (IPRB + PPRB on the semantic trunk) on ResNet-101 (dsrb.md,
-# protocol.md). layer4 map (B, 2048, 14, 14) at 448 px -> 2x2 avg pooling ->
-# 1x1 conv to D = 1024 + BN inside the trunk. Stages 1-3 frozen, BN in eval
-# (layer4's BN trains).
+# DSRB (IPRB + PPRB on the semantic trunk) on ResNet-101
+# (docs/equations/dsrb.md, docs/equations/protocol.md). layer4 map (B, 2048,
+# 14, 14) at 448 px -> 2x2 avg pooling -> 1x1 conv to D = 1024 + BN inside the
+# trunk. Stages 1-3 frozen, BN in eval (layer4's BN trains).
 # ImageNet weights (the protocol's torchvision ResNet-101) are loaded by
 # init_weights() when training starts (a download on first use, then cached
 # by torch hub). Offline / from scratch:

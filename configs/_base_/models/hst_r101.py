@@ -1,9 +1,9 @@
-# HST (IST + CST on the semantic trunk) on ResNet-101 (hst.md, protocol.md).
-# layer4 map (B, 2048, 14, 14) at 448 px -> 2x2 avg pooling -> 1x1 conv to
-# D = 1024 + BN inside the head. Stages 1-3 frozen, BN in eval mode.
-# ImageNet weights (the protocol's torchvision ResNet-101) are loaded by
-# init_weights() when training starts (a download on first use, then cached
-# by torch hub). Offline / from scratch:
+# HST (IST + CST on the semantic trunk) on ResNet-101 (docs/equations/hst.md,
+# docs/equations/protocol.md). layer4 map (B, 2048, 14, 14) at 448 px -> 2x2
+# avg pooling -> 1x1 conv to D = 1024 + BN inside the head. Stages 1-3 frozen,
+# BN in eval mode. ImageNet weights (the protocol's torchvision ResNet-101) are
+# loaded by init_weights() when training starts (a download on first use, then
+# cached by torch hub). Offline / from scratch:
 #   --cfg-options model.backbone.init_cfg=None
 # Class embeddings: the reference's 300-d GloVe vectors of the class names as
 # a (C, 300) .npy file (set model.head.trunk.class_embedding.path), or switch to
@@ -58,7 +58,8 @@ custom_hooks = [
     dict(type='LabelGraphHook'),
     # prototypes at epoch 5, 10, 15 from the training images through the
     # training pipeline (augmented), as the reference computes them;
-    # pipeline='test' uses un-augmented images instead (protocol.md, switches)
+    # pipeline='test' uses un-augmented images instead
+    # (docs/equations/protocol.md, switches)
     dict(type='CSTPrototypeHook', start_epoch=5, interval=5, pipeline='train'),
     # how many unknown labels IST / CST make positive, and their precision
     dict(type='PseudoLabelPrecisionHook'),

@@ -1,10 +1,10 @@
-# SigRL (GMC + SVFR) on the CLIP ViT-B/16 image tower (sigrl.md).
-# OpenAI weights need QuickGELU: 'ViT-B-16-quickgelu' + pretrained='openai'.
-# The weights are downloaded by open_clip on first use. Offline, with no
-# cached file, training fails naming the model and weights
-# (fallback_to_random=False: a protocol config never trains a random CLIP);
-# smoke tests set model.backbone.fallback_to_random=True and
-# model.head.text_encoder.fallback_to_random=True for random towers.
+# SigRL (GMC + SVFR) on the CLIP ViT-B/16 image tower
+# (docs/equations/sigrl.md). OpenAI weights need QuickGELU:
+# 'ViT-B-16-quickgelu' + pretrained='openai'. The weights are downloaded by
+# open_clip on first use. Offline, with no cached file, training fails naming
+# the model and weights (fallback_to_random=False: a protocol config never
+# trains a random CLIP); smoke tests set model.backbone.fallback_to_random=True
+# and model.head.text_encoder.fallback_to_random=True for random towers.
 clip_name = 'ViT-B-16-quickgelu'
 clip_weights = 'openai'
 model = dict(

@@ -1,5 +1,6 @@
-# The SSGRL-family protocol (protocol.md): Adam lr 1e-5, wd 5e-4, 20 epochs,
-# lr x0.1 at epoch 10. Batch size lives in the dataset base / method config.
+# The SSGRL-family protocol (docs/equations/protocol.md): Adam lr 1e-5, wd
+# 5e-4, 20 epochs, lr x0.1 at epoch 10. Batch size lives in the dataset base /
+# method config.
 optim_wrapper = dict(
     optimizer=dict(type='Adam', lr=1e-5, weight_decay=5e-4),
 )

@@ -11,8 +11,8 @@ from mmpretrain.registry import TRANSFORMS
 class RandomSideCrop(BaseTransform):
     """Crop a (h, w) window with h, w drawn from ``sides`` at a random place.
 
-    The protocol's train augmentation (protocol.md): after resizing to
-    512 x 512, crop a square whose side is drawn uniformly from
+    The protocol's train augmentation (docs/equations/protocol.md): after
+    resizing to 512 x 512, crop a square whose side is drawn uniformly from
     {512, 448, 384, 320, 256}, then resize to 448. With ``max_distort > 0`` the
     height and width indices may differ by up to ``max_distort`` positions of
     ``sides`` (TSN-style multi-scale crop); ``max_distort=0`` gives squares.

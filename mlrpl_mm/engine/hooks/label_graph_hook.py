@@ -14,10 +14,10 @@ class LabelGraphHook(Hook):
     r"""Set the head's label graph before training.
 
     :math:`A_{ij} = \#\{y_i = +1, y_j = +1\} / \#\{y_i = +1\}` over the
-    partial labels of the whole training set (protocol.md), computed by
-    :func:`mlrpl_mm.datasets.cooccurrence_graph` on every rank from the full
-    dataset (so it is identical on every rank without communication) and
-    written with ``model.head.set_label_graph``; it is stored in the head's
+    partial labels of the whole training set (docs/equations/protocol.md),
+    computed by :func:`mlrpl_mm.datasets.cooccurrence_graph` on every rank from
+    the full dataset (so it is identical on every rank without communication)
+    and written with ``model.head.set_label_graph``; it is stored in the head's
     ``adj`` buffer and so reaches checkpoints. Never uses test or hidden
     labels.
 

@@ -47,8 +47,8 @@ def compute_pprb_prototypes(model, dataloader, head_attr: str = 'head',
     rank feeds the same rows to its accumulator
     (:meth:`PPRB.prototype_accumulator
     <mlrpl_mm.models.layers.PPRB.prototype_accumulator>`, the quadrant
-    means of dsrb.md) and ends with the same prototypes, equal to the
-    single-process result.
+    means of docs/equations/dsrb.md) and ends with the same prototypes, equal
+    to the single-process result.
 
     Early stop (``early_stop=True``, with a cap): the pass ends after the
     first step at which (a) the images read so far, over all ranks, are

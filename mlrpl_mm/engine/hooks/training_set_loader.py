@@ -6,12 +6,13 @@ mode over every training image once, in dataset order, before a train epoch.
 Both choose the images' pipeline with the same argument:
 
 - ``'train'``: the training dataset as configured, i.e. the augmented
-  training pipeline. This is what the references do (protocol.md, "faithful
-  by default": "prototypes computed on augmented training images"), so it is
-  the hooks' default. The random augmentation of image ``i`` is drawn from
-  generators seeded with ``(runner seed, epoch, i)`` (:class:`SeededView`), so
-  the prototypes do not depend on the number of processes, the sharding or the
-  data-loader workers: 1 and N processes compute the same prototypes.
+  training pipeline. This is what the references do
+  (docs/equations/protocol.md, "faithful by default": "prototypes computed on
+  augmented training images"), so it is the hooks' default. The random
+  augmentation of image ``i`` is drawn from generators seeded with ``(runner
+  seed, epoch, i)`` (:class:`SeededView`), so the prototypes do not depend on
+  the number of processes, the sharding or the data-loader workers: 1 and N
+  processes compute the same prototypes.
 - ``'test'``: the training set's data infos passed through the val (else
   test) pipeline of the config, i.e. un-augmented training images: the
   documented improvement switch.

@@ -71,7 +71,8 @@ class DSRBHead(SemanticTrunkHead):
 
     Pu et al., "Dual-Perspective Semantic-Aware Representation Blending for
     Multi-Label Image Recognition with Partial Labels", Expert Systems with
-    Applications 2024; journal version of SARB (AAAI 2022). Spec: dsrb.md.
+    Applications 2024; journal version of SARB (AAAI 2022). Spec:
+    docs/equations/dsrb.md.
 
     On the last backbone map :math:`X` (B, Cin, H, W) the shared
     :class:`~mlrpl_mm.models.layers.SemanticTrunk` gives the reduced map

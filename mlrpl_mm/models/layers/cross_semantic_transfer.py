@@ -82,9 +82,9 @@ class CrossSemanticTransfer(BaseModule):
         .. math:: P_c = \mathrm{kmeans}_K(\{f_{bc} : y_{bc} = +1\}),
                   \qquad K_c = \min(K, \#\{b : y_{bc} = +1\})
 
-        (hst.md: the SD features of every training image with a known
-        positive c; :func:`~.kmeans.kmeans` seeded with ``seed + epoch``, the
-        classes clustered in ascending order with one generator).
+        (docs/equations/hst.md: the SD features of every training image with a
+        known positive c; :func:`~.kmeans.kmeans` seeded with ``seed + epoch``,
+        the classes clustered in ascending order with one generator).
 
         ``chunks`` yields ``(classes (M_i,), feats (M_i, D))`` whose class
         sets are disjoint and ascending (every class of a chunk above every

@@ -37,8 +37,8 @@ class IPRB(nn.Module):
     all other entries keep :math:`f_{bc}` and :math:`y_{bc}`. The blend mask
     is constant over the N locations, so blending the pooled class features
     :math:`f = \sum_n F_{\cdot, n, \cdot}` equals pooling the blended
-    (B, N, C, D) maps of the literal formulation (dsrb.md); nothing of size
-    (B, N, C, D) is built.
+    (B, N, C, D) maps of the literal formulation (docs/equations/dsrb.md);
+    nothing of size (B, N, C, D) is built.
 
     ``a`` is a learnable scalar (init 0.5) kept in [0, 1] by clamping after
     every optimizer step (:meth:`clamp_`, called by ``BlendWeightClampHook``),

@@ -27,8 +27,9 @@ def energy_quadrants(energy: torch.Tensor, hw: Sequence[int],
     ``split`` says what :math:`H/2` means for an odd side (the default 7 x 7
     map): ``'floor'`` (default, the reference's ``halfSize = H // 2``: for
     H = 7 rows 0-2 are the top half and the middle row 3 belongs to the
-    bottom half) or ``'exact'`` (the real number H/2 = 3.5 of dsrb.md read
-    literally: rows 0-3 top, 4-6 bottom). Both agree for even sides.
+    bottom half) or ``'exact'`` (the real number H/2 = 3.5 of
+    docs/equations/dsrb.md read literally: rows 0-3 top, 4-6 bottom). Both
+    agree for even sides.
 
     Args:
         energy: (B, N, C) energy map, e.g. :math:`\alpha_{n,c} \sum_d x_{n,d}`.
@@ -87,9 +88,9 @@ class PPRB(nn.Module):
         \tilde y_{bc} = 1 - \beta,
 
     where :math:`P_{c,q} = \sum_n \mathrm{Proto}_{c,q}[n]` is the pooled
-    prototype (C, 4, D) of dsrb.md. Because the blend is constant over the N
-    locations this equals pooling the literal (B, N, C, D) blend. All other
-    entries keep :math:`f_{bc}, y_{bc}`.
+    prototype (C, 4, D) of docs/equations/dsrb.md. Because the blend is
+    constant over the N locations this equals pooling the literal (B, N, C, D)
+    blend. All other entries keep :math:`f_{bc}, y_{bc}`.
 
     Prototypes are buffers (``prototypes`` (C, 4, D), ``prototype_valid``
     (C,) bool, ``prototype_epoch`` the epoch they were computed at, -1 =

@@ -1,4 +1,4 @@
-"""PPRB prototypes: the per-(class, quadrant) means of dsrb.md.
+"""PPRB prototypes: the per-(class, quadrant) means of docs/equations/dsrb.md.
 
 :math:`P_{c,q}` is the mean pooled class feature of the training images whose
 class-c energy peak lies in quadrant q (:func:`~.pprb.energy_quadrants`),
@@ -36,12 +36,12 @@ class QuadrantPrototypeAccumulator:
     a cell starts with an all-zero placeholder row that stays in its
     ``torch.mean``, so a cell of n images is scaled by n / (n + 1): 100/101,
     -1%, at the 100-image cap, 1/2 at n = 1) or :math:`z = 0` for
-    ``mean='exact'`` (the switch: the plain mean of dsrb.md). A (c, q)
-    without any image gets the class mean over its filled quadrants, i.e. the
-    mean of every kept image feature of the class (as the reference: the kept
-    features of the filled quadrants concatenated, placeholders excluded,
-    then averaged; weighted by the quadrants' counts, not the mean of the
-    quadrant means; the same for both ``mean`` settings):
+    ``mean='exact'`` (the switch: the plain mean of docs/equations/dsrb.md). A
+    (c, q) without any image gets the class mean over its filled quadrants,
+    i.e. the mean of every kept image feature of the class (as the reference:
+    the kept features of the filled quadrants concatenated, placeholders
+    excluded, then averaged; weighted by the quadrants' counts, not the mean of
+    the quadrant means; the same for both ``mean`` settings):
 
     .. math:: \bar P_c = \frac{\sum_q \sum_{b \in S_{c,q}} f_{bc}}
                               {\sum_q |S_{c,q}|}.

@@ -24,7 +24,7 @@ class PrototypeContrastiveLoss(nn.Module):
       :math:`1 - y\,d`, i.e. :math:`1 - d` for positives and :math:`1 + d`
       for negatives.
 
-    Reduction (faithful by default, protocol.md):
+    Reduction (faithful by default, docs/equations/protocol.md):
 
     - ``average='all'`` (default, the reference code's ``torch.mean`` of the
       (B, C) loss matrix): the mean over all B x C entries, where an unknown
@@ -36,8 +36,8 @@ class PrototypeContrastiveLoss(nn.Module):
 
       its gradient is the 'known' one times the kept fraction (10x smaller
       at 10% known labels);
-    - ``average='known'`` (switch, hst.md's "mean"): the mean over the kept
-      entries (0 if none).
+    - ``average='known'`` (switch, docs/equations/hst.md's "mean"): the mean
+      over the kept entries (0 if none).
 
     Args:
         mode (str): ``'reference'`` or ``'pull_push'``.

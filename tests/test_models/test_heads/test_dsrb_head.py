@@ -1,4 +1,5 @@
-"""DSRBHead: phases, loss of dsrb.md, batched branches, ablations, hooks."""
+"""DSRBHead: phases, loss of docs/equations/dsrb.md, batched branches,
+ablations, hooks."""
 from types import SimpleNamespace
 
 import pytest

@@ -1,6 +1,7 @@
 """Every HST / IST / CST / SSGRL config parses and states the protocol
-(protocol.md, hst.md): schedule, batch, 2x2 pooling, loss weights, phases,
-and the frozen ResNet stages with layer4's BN in train mode."""
+(docs/equations/protocol.md, docs/equations/hst.md): schedule, batch, 2x2
+pooling, loss weights, phases, and the frozen ResNet stages with layer4's BN in
+train mode."""
 import os.path as osp
 
 import pytest

@@ -166,7 +166,8 @@ def _naive_bce(logits, t):
 
 
 def _naive_total(head, x, y, phase2, ramp):
-    """hst.md's total loss from naive pieces (loops over pairs / classes)."""
+    """docs/equations/hst.md's total loss from naive pieces (loops over pairs /
+    classes)."""
     import os.path as osp
     import sys
     here = osp.dirname(osp.dirname(__file__))

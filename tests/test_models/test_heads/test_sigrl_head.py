@@ -1,5 +1,5 @@
 """SigRLHead against direct implementations of its scores
-(../shared/specs/sigrl.md), its label sets, losses and graph."""
+(docs/equations/sigrl.md), its label sets, losses and graph."""
 import os.path as osp
 
 import numpy as np

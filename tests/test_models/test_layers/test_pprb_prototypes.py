@@ -1,6 +1,6 @@
 """PPRB prototype math at the layer level (models/layers/pprb_prototypes.py,
 PPRB.prototype_rows / prototype_accumulator), against the equations of
-dsrb.md written as plain loops."""
+docs/equations/dsrb.md written as plain loops."""
 import pytest
 import torch
 from mmpretrain.registry import MODELS

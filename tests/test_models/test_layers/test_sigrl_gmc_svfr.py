@@ -1,5 +1,5 @@
 """SigRL's GMC and SVFR against direct implementations of the equations in
-../shared/specs/sigrl.md (GATv2 attention, SDA, Q/T, VFR)."""
+docs/equations/sigrl.md (GATv2 attention, SDA, Q/T, VFR)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,8 @@ def naive_gmc(gmc, x, adj=None):
 
 
 def naive_svfr(m, P, E, H):
-    """The (B, L, C, D) form of sigrl.md, with the explicit concatenation."""
+    """The (B, L, C, D) form of docs/equations/sigrl.md, with the explicit
+    concatenation."""
     B, L, D = P.shape
     C = E.shape[0]
     P4 = P[:, :, None, :].expand(B, L, C, D)
