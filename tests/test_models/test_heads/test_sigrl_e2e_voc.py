@@ -9,7 +9,7 @@ import sys
 
 from tests.fixtures import make_voc_fixture
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 TINY = [
     'model.backbone.model_name=mlrpl-tiny-vit',

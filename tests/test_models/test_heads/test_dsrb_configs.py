@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = [osp.join(ROOT, 'configs', f'{m}_{d}_p{p}0.py')
            for m, d in [('dsrb', 'coco'), ('dsrb', 'voc'), ('dsrb', 'vg'),
                         ('iprb', 'coco'), ('pprb', 'coco')]

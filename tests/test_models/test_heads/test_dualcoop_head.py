@@ -14,7 +14,7 @@ from mmpretrain.structures import DataSample
 import mlrpl_mm  # noqa: F401
 from mlrpl_mm.models.heads import region_aggregation
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 #: a text tower even smaller than mlrpl-tiny-rn's, for the memory tests
 MICRO_CLIP = dict(
@@ -433,7 +433,7 @@ def test_protocol_configs_use_the_authors_schedule(name, lr):
     import os.path as osp
 
     from mmengine.config import Config
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
     cfg = Config.fromfile(osp.join(root, 'configs', name + '.py'))
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == \

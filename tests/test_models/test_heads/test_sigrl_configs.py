@@ -11,7 +11,7 @@ from mmpretrain.structures import DataSample
 
 import mlrpl_mm  # noqa: F401
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def cfg(name):

@@ -1,6 +1,12 @@
-"""DSRB on another mmpretrain backbone: configs/dsrb_convnext_coco_p30.py
-(ConvNeXt, atto arch for speed) trains with tools/train.py on the tiny COCO
-fixture, through the blending phase and the prototype hook."""
+"""End to end: tools/train.py on the DSRB configs with a tiny COCO fixture.
+
+Covers ``configs/dsrb_coco_p30.py`` as users run it (label graph, prototype
+hook, blending phase, clamp hook, validation, checkpoints, ``--resume``
+keeping valid prototypes); the ConvNeXt config is in
+test_dsrb_convnext.py. The protocol's pipelines (448 px, so the reference's
+7 x 7 map after the 2 x 2 pooling) with tiny networks: ResNet-18 with 8 base
+channels / ConvNeXt-atto, D = 32.
+"""
 import os
 import os.path as osp
 import subprocess
@@ -8,12 +14,14 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
-import mlrpl_mm  # noqa: F401
+import mlrpl_mm  # noqa: F401  (safe checkpoint loading allow-list)
 from mlrpl_mm.utils import safe_torch_load
+
 from tests.fixtures import make_coco_fixture
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def run_train(args, timeout=600):
@@ -57,22 +65,35 @@ def options(data_root, emb, work_dir, max_epochs, extra=()):
             'default_hooks.logger.interval=1'] + list(extra)
 
 
+RESNET = ['model.backbone.depth=18', 'model.backbone.base_channels=8',
+          'model.backbone.stem_channels=8', 'model.backbone.init_cfg=None',
+          'model.head.in_channels=64']
+
+
 def _ckpt(path):
     return safe_torch_load(path, map_location='cpu')['state_dict']
 
 
-def test_dsrb_on_convnext_trains_a_step(coco, tmp_path):
+def test_train_dsrb_coco_p30_and_resume(coco, tmp_path):
     data_root, emb = coco
-    work = str(tmp_path / 'convnext')
-    log = run_train(['configs/dsrb_convnext_coco_p30.py'] +
-                    options(data_root, emb, work, 1, [
-                        'model.backbone.arch=atto', 'model.head.in_channels=320',
-                        'train_dataloader.batch_size=8',
-                        'train_cfg.val_interval=10',
-                        'model.head.blend_start_epoch=0',
-                        'custom_hooks.1.start_epoch=0']))
-    assert 'PPRBPrototypeHook: prototypes at epoch 0' in log
-    assert 'loss_pprb' in log and 'loss_iprb' in log
-    sd = _ckpt(osp.join(work, 'epoch_1.pth'))
-    assert int(sd['head.pprb.prototype_epoch']) == 0
-    assert float(sd['head.pprb.beta']) != 0.5  # the blending step trained beta
+    work = str(tmp_path / 'run')
+    log = run_train(['configs/dsrb_coco_p30.py'] +
+                    options(data_root, emb, work, 2, RESNET))
+    assert 'PPRBPrototypeHook: prototypes at epoch 1' in log
+    assert 'loss_iprb' in log and 'loss_pprb' in log and 'loss_instance' in log
+    assert 'mAP' in log
+    sd = _ckpt(osp.join(work, 'epoch_2.pth'))
+    assert int(sd['head.pprb.prototype_epoch']) == 1
+    assert sd['head.pprb.prototypes'].shape == (80, 4, 32)
+    assert sd['head.pprb.prototype_valid'].any()
+    assert sd['head.trunk.adj'].abs().sum() > 0  # label graph set
+    for k in ('head.iprb.alpha', 'head.pprb.beta'):
+        assert 0.0 <= float(sd[k]) <= 1.0 and float(sd[k]) != 0.5, k
+    # resume at epoch 2: the restored prototypes (epoch 1) are still valid
+    log = run_train(['configs/dsrb_coco_p30.py', '--resume',
+                     osp.join(work, 'epoch_2.pth')] +
+                    options(data_root, emb, work, 3, RESNET))
+    assert 'PPRBPrototypeHook: prototypes at epoch' not in log
+    sd3 = _ckpt(osp.join(work, 'epoch_3.pth'))
+    assert int(sd3['head.pprb.prototype_epoch']) == 1
+    assert torch.equal(sd3['head.pprb.prototypes'], sd['head.pprb.prototypes'])

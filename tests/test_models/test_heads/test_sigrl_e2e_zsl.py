@@ -12,7 +12,7 @@ import sys
 
 from tests.fixtures import make_nus_wide_fixture
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 TINY = [
     'model.backbone.model_name=mlrpl-tiny-vit',
