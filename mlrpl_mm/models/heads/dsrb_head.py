@@ -1,9 +1,11 @@
 """DSRB head: semantic trunk + IPRB + PPRB + instance contrastive loss."""
 import copy
+import logging
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
@@ -13,6 +15,12 @@ from .head_utils import build_module
 from .semantic_trunk_head import SemanticTrunkHead
 
 DEFAULT_INSTANCE_LOSS = dict(type='InstanceContrastiveLoss')
+
+
+def _log_override(old: str, old_value, new: str, new_value) -> None:
+    print_log(f'DSRBHead: the old argument {old}={old_value!r} overrides '
+              f'{new}={new_value!r} (the new name is {new})',
+              logger='current', level=logging.INFO)
 
 
 def legacy_dsrb_kwargs(kwargs: dict, instance_loss: Optional[dict],
@@ -28,11 +36,13 @@ def legacy_dsrb_kwargs(kwargs: dict, instance_loss: Optional[dict],
     - ``contrastive_ramp_epochs`` -> ``ramp_epochs``;
     - ``iprb_weight`` / ``pprb_weight`` -> ``loss_weights['iprb' / 'pprb']``.
 
+    An old name given next to its new one wins: the repository's base
+    configs use the new names, so an old name comes from an older child
+    config (or ``--cfg-options``) that overrides its base. The override is
+    logged.
+
     Returns:
         ``(instance_loss, loss_weights, ramp_epochs)``.
-
-    Raises:
-        ValueError: an old name given next to its new one.
     """
     weights = dict(loss_weights or {})
     legacy = {}
@@ -42,8 +52,8 @@ def legacy_dsrb_kwargs(kwargs: dict, instance_loss: Optional[dict],
     if 'contrastive_loss' in kwargs:
         old = kwargs.pop('contrastive_loss')
         if instance_loss != DEFAULT_INSTANCE_LOSS:
-            raise ValueError('DSRBHead: give instance_loss or its old name '
-                             'contrastive_loss, not both')
+            _log_override('contrastive_loss', old, 'instance_loss',
+                          instance_loss)
         instance_loss = old
         if isinstance(old, dict):
             instance_loss = copy.deepcopy(dict(old))
@@ -52,15 +62,14 @@ def legacy_dsrb_kwargs(kwargs: dict, instance_loss: Optional[dict],
         elif old is not None:  # a built module keeps its own weight
             legacy['instance'] = ('contrastive_loss', 1.0)
     for key, (old, value) in legacy.items():
-        if key in weights:
-            raise ValueError(f'DSRBHead: give loss_weights[{key!r}] or its '
-                             f'old name {old}, not both')
+        if key in weights and weights[key] != value:
+            _log_override(old, value, f'loss_weights[{key!r}]', weights[key])
         weights[key] = value
     if 'contrastive_ramp_epochs' in kwargs:
         old = kwargs.pop('contrastive_ramp_epochs')
-        if ramp_epochs is not None:
-            raise ValueError('DSRBHead: give ramp_epochs or its old name '
-                             'contrastive_ramp_epochs, not both')
+        if ramp_epochs is not None and ramp_epochs != old:
+            _log_override('contrastive_ramp_epochs', old, 'ramp_epochs',
+                          ramp_epochs)
         ramp_epochs = old
     return instance_loss, weights, 1 if ramp_epochs is None else ramp_epochs
 

@@ -1,9 +1,11 @@
 """Common base of the heads on the semantic trunk (SSGRL, HST, DSRB)."""
 import copy
+import logging
 from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
 from mlrpl_mm.utils import TrainProgress, linear_ramp
 
@@ -26,10 +28,14 @@ def merge_trunk_cfg(trunk: Union[dict, nn.Module, None], flat: dict,
         flat (dict): Flat trunk arguments (keys of :data:`TRUNK_KEYS`).
         who (str): Head name for the messages.
 
+    A key given both ways takes its flat value: the repository's base
+    configs are nested, so a flat key comes from an older child config (or
+    ``--cfg-options model.head.<key>=...``) written for the flat signature,
+    which overrides its base. The override is logged.
+
     Raises:
         TypeError: a flat key that is no trunk argument.
-        ValueError: a key given both flat and inside ``trunk``, or flat keys
-            next to an already built trunk module.
+        ValueError: flat keys next to an already built trunk module.
     """
     unknown = sorted(set(flat) - set(TRUNK_KEYS))
     if unknown:
@@ -43,12 +49,14 @@ def merge_trunk_cfg(trunk: Union[dict, nn.Module, None], flat: dict,
         raise ValueError(f'{who}: trunk is a built module; the flat trunk '
                          f'arguments {sorted(flat)} cannot apply to it')
     cfg = copy.deepcopy(dict(trunk))
-    both = sorted(set(flat) & set(cfg))
+    both = sorted(k for k in set(flat) & set(cfg) if flat[k] != cfg[k])
     if both:
-        raise ValueError(
-            f'{who}: {both} given twice, flat (model.head.<key>) and inside '
-            'trunk=dict(...) (model.head.trunk.<key>); give each once, '
-            'inside trunk=dict(...) (the canonical shape)')
+        print_log(
+            f'{who}: the flat argument(s) {both} (old signature, '
+            'model.head.<key>) override the same keys of trunk=dict(...) '
+            f'({ {k: cfg[k] for k in both} } -> { {k: flat[k] for k in both} }); '
+            'the canonical place is model.head.trunk.<key>',
+            logger='current', level=logging.INFO)
     cfg.update(flat)
     return cfg
 
@@ -67,8 +75,8 @@ class SemanticTrunkHead(BasePartialLabelHead):
 
     - ``trunk=dict(type='SemanticTrunk', ...)`` (``num_classes`` and
       ``in_channels`` filled in); the old flat arguments
-      (:data:`TRUNK_KEYS`) are moved into it, a key given both ways is an
-      error;
+      (:data:`TRUNK_KEYS`) are moved into it, a key given both ways takes
+      its flat value (an older child config over today's nested base);
     - ``loss_weights``: one weight per loss term, keyed by the term's name
       (``loss_<name>``; HST's ``cooccurrence`` weighs ``loss_cooc``), with
       the defaults in :attr:`DEFAULT_LOSS_WEIGHTS`; a loss module's own

@@ -46,9 +46,19 @@ def test_flat_and_nested_trunk_build_the_same_head(type_):
 
 
 @pytest.mark.parametrize('type_', TYPES)
-def test_key_given_flat_and_nested_is_an_error(type_):
-    with pytest.raises(ValueError, match=r"\['feat_channels'\] given twice"):
-        _build(type_, feat_channels=8)
+def test_flat_key_overrides_the_nested_one(type_):
+    """An older child config's flat key over today's nested base config
+    (mmengine merges both into one head dict): the flat value wins, as the
+    child's override did before the trunk was nested."""
+    head = _build(type_, feat_channels=6)
+    assert head.trunk.feat_channels == 6
+    assert head.trunk.inter_channels == FLAT['inter_channels']
+    torch.manual_seed(0)
+    same = MODELS.build(dict(type=type_, num_classes=C, in_channels=CIN,
+                             **{**FLAT, 'feat_channels': 6}))
+    sd, sd_same = head.state_dict(), same.state_dict()
+    assert list(sd) == list(sd_same)
+    assert all(torch.equal(sd[k], sd_same[k]) for k in sd)
     with pytest.raises(TypeError, match='unexpected'):
         _build(type_, bogus_arg=1)
 
