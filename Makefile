@@ -5,7 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mlrpl-installed
-PYTEST_ARGS ?= -q
+# two pytest workers (pytest-xdist), one test file each at a time: most
+# tests are single-threaded tool runs, so the 2-core CI machine runs the
+# suite in about two thirds of the time. Serial: make test PYTEST_ARGS=-q
+PYTEST_ARGS ?= -q -n 2 --dist loadfile
 
 # torch: without an NVIDIA GPU (no working `nvidia-smi`) the CPU wheels of the
 # tested versions come from PyTorch's CPU index (without the ~20 CUDA
